@@ -1,0 +1,255 @@
+"""The network of Section 3 (Figure 2): five conv and three fully-connected layers in two towers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+
+from keras_alexnet.config import AlexNetConfig
+from keras_alexnet.layers import ChannelSlice, LocalResponseNormalization
+
+# Layers per tower in the order the data flows. "own" layers see only their tower's maps,
+# "cross" layers see the maps of all towers (Section 3.5, Figure 2).
+_CONV_CONNECTIVITY = ("own", "own", "cross", "own", "own")
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class AlexNet(keras.Model):
+    """AlexNet as a Keras functional model that can place each tower on its own device.
+
+    Build it with `build_alexnet`. The functional graph gives `summary()`, `get_layer(...).output`
+    and `.keras` saving; `call` runs the same layers through `_forward`, which can wrap each
+    tower's layers in `tf.device` (the paper's model parallelism, Section 3.2).
+    """
+
+    def __init__(
+        self,
+        config: AlexNetConfig | dict | None = None,
+        tower_devices: Sequence[str] | None = None,
+        name: str = "alexnet",
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(config, dict):
+            config = AlexNetConfig.from_dict(config)
+        config = config or AlexNetConfig()
+        tower_devices = _check_devices(config, tower_devices)
+        image = keras.Input((config.input_size, config.input_size, 3), name="image")
+        layers = _make_layers(config)
+        # Building under the tower scopes also creates each tower's weights on its device.
+        outputs = _forward(config, layers, image, None, _placer(tower_devices))
+        super().__init__(inputs=image, outputs=outputs, name=name, **kwargs)
+        self.alexnet_config = config
+        self.tower_devices = tower_devices
+        self._ordered = layers
+
+    def __call__(self, inputs, *args, **kwargs):
+        # Checked here, before Keras wraps errors raised inside `call` in a multi-line report.
+        shape = tuple(getattr(inputs, "shape", ()))
+        size = self.alexnet_config.input_size
+        want = (size, size, 3)
+        if len(shape) != 4 or any(d is not None and d != w for d, w in zip(shape[1:], want)):
+            raise ValueError(
+                f"AlexNet expects images of shape (batch, {size}, {size}, 3), got {shape}: "
+                "crop or resize to config.input_size and give 3 (RGB) channels."
+            )
+        return super().__call__(inputs, *args, **kwargs)
+
+    def call(self, inputs, training=None, mask=None):
+        return _forward(
+            self.alexnet_config, self._ordered, inputs, training, _placer(self.tower_devices)
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        # The architecture is fully determined by the AlexNetConfig; device placement is a
+        # property of the machine that runs the model, so it is not saved.
+        return {"config": self.alexnet_config.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects=None) -> AlexNet:
+        return cls(**config)
+
+
+def build_alexnet(
+    config: AlexNetConfig = AlexNetConfig(),  # noqa: B008 - frozen, so a shared default is safe
+    tower_devices: Sequence[str] | None = None,
+) -> AlexNet:
+    """Builds the paper's network (Section 3.5, Figure 2), or a variant described by `config`.
+
+    Args:
+      config: architecture; the defaults are the paper's.
+      tower_devices: one device string per tower (e.g. `("/GPU:0", "/GPU:1")`) to place each
+        tower's layers with `tf.device` (TensorFlow backend only); the layers that join the towers
+        (concatenations, fc8) go on the first device. None places nothing.
+
+    Returns:
+      A `keras.Model` taking mean-subtracted RGB images (batch, S, S, 3), S = config.input_size,
+      and returning class probabilities (or logits if `config.classifier_activation` is None).
+
+    Raises:
+      ValueError: if `tower_devices` does not name one device per tower.
+    """
+    return AlexNet(config, tower_devices=tower_devices)
+
+
+def tower_suffix(config: AlexNetConfig, tower: int) -> str:
+    """Name suffix of a per-tower layer: "_t0", "_t1", ... or "" with a single tower."""
+    return f"_t{tower}" if config.num_towers > 1 else ""
+
+
+def _check_devices(config: AlexNetConfig, devices: Sequence[str] | None) -> tuple[str, ...] | None:
+    if devices is None:
+        return None
+    if isinstance(devices, str) or len(devices) != config.num_towers:
+        raise ValueError(
+            f"tower_devices={devices!r} must list one device per tower ({config.num_towers})."
+        )
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError("tower_devices needs the TensorFlow backend (it uses tf.device).")
+    return tuple(str(d) for d in devices)
+
+
+def _placer(devices: tuple[str, ...] | None) -> Callable[[int], contextlib.AbstractContextManager]:
+    """Returns `place(tower)`: a `tf.device` scope for that tower, or a no-op without devices."""
+    if devices is None:
+        return lambda tower: contextlib.nullcontext()
+    import tensorflow as tf
+
+    return lambda tower: tf.device(devices[tower])
+
+
+def _make_layers(c: AlexNetConfig) -> dict[str, keras.layers.Layer]:
+    """Creates every layer once, keyed by its name."""
+    layers: dict[str, keras.layers.Layer] = {}
+
+    def add(layer: keras.layers.Layer) -> None:
+        layers[layer.name] = layer
+
+    def init(base: str) -> dict[str, Any]:
+        return dict(
+            kernel_initializer=keras.initializers.RandomNormal(0.0, c.weight_init_std),
+            bias_initializer="ones" if base in c.bias_one_layers else "zeros",
+        )
+
+    T = c.num_towers
+    if c.conv1_padding:
+        pad = ((0, c.conv1_padding), (0, c.conv1_padding))
+        add(keras.layers.ZeroPadding2D(pad, name="conv1_overhang"))
+    conv_names = [f"conv{i + 1}" for i in range(5)] + (["conv6"] if c.conv6_filters else [])
+    filters = [*c.conv_filters, c.conv6_filters]
+    kernels = [*c.conv_kernel_sizes, 3]
+    for t in range(T):
+        s = tower_suffix(c, t)
+        for i, base in enumerate(conv_names):
+            add(
+                keras.layers.Conv2D(
+                    filters[i] // T,
+                    kernels[i],
+                    strides=c.conv1_stride if i == 0 else 1,
+                    padding="valid" if i == 0 else "same",
+                    activation=c.activation,
+                    name=base + s,
+                    **init(base),
+                )
+            )
+        for pool in ("pool1", "pool2", "pool5"):
+            add(keras.layers.MaxPooling2D(c.pool_size, c.pool_stride, name=pool + s))
+        for fc, units in zip(("fc6", "fc7"), c.fc_units):
+            add(keras.layers.Dense(units // T, activation=c.activation, name=fc + s, **init(fc)))
+    if c.use_lrn:
+        lrn = dict(
+            depth_radius=c.lrn_depth_radius, bias=c.lrn_bias, alpha=c.lrn_alpha, beta=c.lrn_beta
+        )
+        shared = c.lrn_across_towers and T > 1
+        for k, conv in ((1, 0), (2, 1)):
+            if shared:
+                add(LocalResponseNormalization(name=f"lrn{k}", **lrn))
+                width = c.conv_filters[conv] // T
+                for t in range(T):
+                    add(ChannelSlice(t * width, (t + 1) * width, name=f"lrn{k}_t{t}"))
+            else:
+                for t in range(T):
+                    add(LocalResponseNormalization(name=f"lrn{k}" + tower_suffix(c, t), **lrn))
+    if T > 1:
+        joins = ["conv3_input", "pool5_joined", "fc6", "fc7"]
+        if c.use_lrn and c.lrn_across_towers:
+            joins += ["conv1_joined", "conv2_joined"]
+        for name in joins:
+            add(keras.layers.Concatenate(name=name))
+    add(keras.layers.Flatten(name="flatten"))
+    add(keras.layers.Dropout(c.dropout_rate, name="drop6"))
+    add(keras.layers.Dropout(c.dropout_rate, name="drop7"))
+    add(keras.layers.Dense(c.num_classes, name="fc8", **init("fc8")))
+    if c.classifier_activation:
+        add(keras.layers.Activation(c.classifier_activation, name="predictions"))
+    return layers
+
+
+def _forward(
+    c: AlexNetConfig,
+    L: dict[str, keras.layers.Layer],
+    x,
+    training,
+    place: Callable[[int], contextlib.AbstractContextManager],
+):
+    """Runs the layers in the order of Figure 2; `place(t)` scopes tower t's layers."""
+    T = c.num_towers
+    suffixes = [tower_suffix(c, t) for t in range(T)]
+    shared_lrn = c.use_lrn and c.lrn_across_towers and T > 1
+
+    def normalise_and_pool(maps: list, k: int, pool: str) -> list:
+        if shared_lrn:
+            with place(0):
+                joined = L[f"lrn{k}"](L[f"conv{k}_joined"](maps))
+        out = []
+        for t, (s, m) in enumerate(zip(suffixes, maps)):
+            with place(t):
+                if shared_lrn:
+                    m = L[f"lrn{k}_t{t}"](joined)
+                elif c.use_lrn:
+                    m = L[f"lrn{k}{s}"](m)
+                out.append(L[pool + s](m))
+        return out
+
+    if "conv1_overhang" in L:
+        x = L["conv1_overhang"](x)
+    towers = []
+    for t, s in enumerate(suffixes):
+        with place(t):
+            towers.append(L["conv1" + s](x))
+    towers = normalise_and_pool(towers, 1, "pool1")
+    for t, s in enumerate(suffixes):
+        with place(t):
+            towers[t] = L["conv2" + s](towers[t])
+    towers = normalise_and_pool(towers, 2, "pool2")
+    with place(0):
+        joined = _join(L, "conv3_input", towers)
+    for t, s in enumerate(suffixes):
+        with place(t):
+            h = L["conv3" + s](joined)
+            h = L["conv5" + s](L["conv4" + s](h))
+            h = L["pool5" + s](h)
+            if c.conv6_filters:
+                h = L["conv6" + s](h)
+            towers[t] = h
+    with place(0):
+        h = L["flatten"](_join(L, "pool5_joined", towers))
+    # Section 3.5: fc6 and fc7 see every neuron of the layer below, whatever the tower.
+    for fc, drop in (("fc6", "drop6"), ("fc7", "drop7")):
+        parts = []
+        for t, s in enumerate(suffixes):
+            with place(t):
+                parts.append(L[fc + s](h))
+        with place(0):
+            h = _join(L, fc, parts)
+            h = L[drop](h, training=training)
+    with place(0):
+        logits = L["fc8"](h)
+        return L["predictions"](logits) if "predictions" in L else logits
+
+
+def _join(L: dict[str, keras.layers.Layer], name: str, parts: list):
+    """Concatenates the towers' maps (channels last); a single tower passes through."""
+    return L[name](parts) if len(parts) > 1 else parts[0]
