@@ -1,15 +1,30 @@
 """keras_alexnet: the 2012 AlexNet paper in TensorFlow/Keras."""
 
 from keras_alexnet.config import ABLATIONS, AlexNetConfig, ablation
+from keras_alexnet.evaluate import EvalResult, evaluate, topk_error, write_per_class_csv
 from keras_alexnet.layers import ChannelSlice, LocalResponseNormalization
 from keras_alexnet.model import AlexNet, build_alexnet
+from keras_alexnet.optim import (
+    PAPER_LEARNING_RATE,
+    PAPER_MOMENTUM,
+    PAPER_WEIGHT_DECAY,
+    PaperSGD,
+)
 
 __all__ = [
     "ABLATIONS",
+    "PAPER_LEARNING_RATE",
+    "PAPER_MOMENTUM",
+    "PAPER_WEIGHT_DECAY",
+    "EvalResult",
+    "PaperSGD",
     "AlexNet",
     "AlexNetConfig",
     "ChannelSlice",
     "LocalResponseNormalization",
     "ablation",
     "build_alexnet",
+    "evaluate",
+    "topk_error",
+    "write_per_class_csv",
 ]

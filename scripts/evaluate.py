@@ -1,0 +1,63 @@
+"""Top-1/top-5 error of one model, or the average of several (Table 2), on a dataset's eval split.
+
+  python scripts/evaluate.py --checkpoint runs/a/model.keras --data <source spec> --ten_crop
+  python scripts/evaluate.py --checkpoint a.keras --checkpoint b.keras --data <spec>  # ensemble
+"""
+
+from __future__ import annotations
+
+from absl import app, flags, logging
+
+from keras_alexnet.evaluate import evaluate, load_model_for_eval, write_per_class_csv
+
+_CHECKPOINT = flags.DEFINE_multi_string(
+    "checkpoint", None, "Model to evaluate (.keras file); repeat to average several models.",
+    required=True,
+)
+_DATA = flags.DEFINE_string(
+    "data", None, "Source spec for keras_alexnet.data.open_source.", required=True
+)
+_CENTER_CROP = flags.DEFINE_bool("center_crop", True, "Evaluate on the center crop.")
+_TEN_CROP = flags.DEFINE_bool(
+    "ten_crop", False, "Also evaluate averaging the softmax over ten crops (Section 4.1)."
+)
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 64, "Images per batch (ten-crop runs 10x as many through the network)."
+)
+_PER_CLASS_CSV = flags.DEFINE_string(
+    "per_class_csv", None, "Write per-class accuracy here (of the ten-crop run if there is one)."
+)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not (_CENTER_CROP.value or _TEN_CROP.value):
+        raise app.UsageError("Nothing to do: pass --center_crop and/or --ten_crop.")
+    if _BATCH_SIZE.value < 1:
+        raise app.UsageError(f"--batch_size={_BATCH_SIZE.value} must be at least 1.")
+    from keras_alexnet.data import open_source  # the data package is heavy; import on use
+
+    models = [load_model_for_eval(path) for path in _CHECKPOINT.value]
+    input_size = models[0].input_shape[1]
+    if any(m.input_shape != models[0].input_shape for m in models):
+        raise app.UsageError("All --checkpoint models must take the same input shape.")
+    source = open_source(_DATA.value)
+    num_outputs = models[0].output_shape[-1]
+    if num_outputs != source.info.num_classes:
+        raise app.UsageError(
+            f"The model has {num_outputs} outputs but {_DATA.value!r} has "
+            f"{source.info.num_classes} classes."
+        )
+    result = None
+    for ten_crop in [False] * _CENTER_CROP.value + [True] * _TEN_CROP.value:
+        dataset = source.eval_dataset(_BATCH_SIZE.value, input_size, ten_crop=ten_crop)
+        result = evaluate(models, dataset, ten_crop=ten_crop)
+        print(result.summary(), flush=True)
+    if _PER_CLASS_CSV.value:
+        path = write_per_class_csv(result, source.info.class_names, _PER_CLASS_CSV.value)
+        logging.info("Per-class accuracy written to %s", path)
+
+
+if __name__ == "__main__":
+    app.run(main)
