@@ -1,6 +1,7 @@
 """keras_alexnet: the 2012 AlexNet paper in TensorFlow/Keras."""
 
 from keras_alexnet.config import ABLATIONS, AlexNetConfig, ablation
+from keras_alexnet.data import DatasetInfo, open_source, prepare_imagenet
 from keras_alexnet.evaluate import EvalResult, evaluate, topk_error, write_per_class_csv
 from keras_alexnet.layers import ChannelSlice, LocalResponseNormalization
 from keras_alexnet.model import AlexNet, build_alexnet
@@ -20,11 +21,14 @@ __all__ = [
     "PaperSGD",
     "AlexNet",
     "AlexNetConfig",
+    "DatasetInfo",
     "ChannelSlice",
     "LocalResponseNormalization",
     "ablation",
     "build_alexnet",
     "evaluate",
+    "open_source",
+    "prepare_imagenet",
     "topk_error",
     "write_per_class_csv",
 ]

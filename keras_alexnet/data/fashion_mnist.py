@@ -1,0 +1,121 @@
+"""Fashion-MNIST through the same pipeline: 28x28 gray, resized (bilinear) and repeated to RGB.
+
+The images stay 28x28 in memory and are resized per element, so any stored size costs no
+memory. Statistics are those of the resized training images, computed in closed form.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from keras_alexnet.data.augment import PAPER
+from keras_alexnet.data.pipeline import DatasetInfo, Source
+from keras_alexnet.data.stats import eigen
+
+SEARCH_DIRS = ("/usr/share/datasets/fashion-mnist", "~/.keras/datasets/fashion-mnist")
+FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "eval": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot")
+_MAGIC_IMAGES, _MAGIC_LABELS = 2051, 2049
+
+
+def find_fashion_mnist(directory: str | None = None) -> Path:
+    """The first folder holding the four IDX .gz files: `directory`, then SEARCH_DIRS."""
+    candidates = ([directory] if directory else []) + list(SEARCH_DIRS)
+    for c in candidates:
+        d = Path(os.path.expanduser(c))
+        if all((d / f).is_file() for pair in FILES.values() for f in pair):
+            return d
+    raise ValueError(f"Fashion-MNIST .gz files not found in {', '.join(candidates)}; install "
+                     "them with `apt-get install dataset-fashion-mnist` or download them from "
+                     "https://github.com/zalandoresearch/fashion-mnist into one of these folders")
+
+
+def read_idx(path: str | Path, magic: int) -> np.ndarray:
+    """An IDX (.gz) file of unsigned bytes; checks the magic number and size."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    header = np.frombuffer(data, ">i4", count=1)[0]
+    if header != magic:
+        raise ValueError(f"{path}: IDX magic number {header}, expected {magic}")
+    ndim = magic & 0xFF
+    dims = tuple(int(d) for d in np.frombuffer(data, ">i4", count=ndim, offset=4))
+    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: {body.size} bytes of data for shape {dims}")
+    return body.reshape(dims)
+
+
+def load_fashion_mnist(directory: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"train": (images uint8 (60000,28,28), labels uint8), "eval": (10000 ...)}."""
+    d = find_fashion_mnist(directory)
+    out = {}
+    for split, (images, labels) in FILES.items():
+        x, y = read_idx(d / images, _MAGIC_IMAGES), read_idx(d / labels, _MAGIC_LABELS)
+        if len(x) != len(y):
+            raise ValueError(f"{d}: {len(x)} {split} images but {len(y)} labels")
+        out[split] = (x, y)
+    return out
+
+
+def resize_matrix(n: int, size: int) -> np.ndarray:
+    """(size, n) matrix R with tf.image.resize(bilinear) of an n x n image X equal to R X R^T."""
+    basis = tf.reshape(tf.eye(n), [n, n, 1, 1])  # image k is the unit column e_k
+    return tf.image.resize(basis, [size, 1], method="bilinear").numpy()[:, :, 0, 0].T
+
+
+def resized_stats(images: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean image (size, size) and pixel variance of the bilinear-resized gray images.
+
+    Resizing is linear (X -> R X R^T), so the mean resizes exactly and the sum of squares is
+    sum_i ||R X_i R^T||^2 = sum_i <X_i M, M X_i> with M = R^T R, without resizing anything.
+    """
+    r = resize_matrix(images.shape[1], size).astype(np.float64)
+    m = r.T @ r
+    mean = r @ images.mean(axis=0, dtype=np.float64) @ r.T
+    sq = 0.0
+    for chunk in np.array_split(images, max(1, len(images) // 5000)):
+        x = chunk.astype(np.float64)
+        sq += float(np.sum((x @ m) * (m @ x)))
+    var = sq / (len(images) * size * size) - mean.mean() ** 2
+    return mean, var
+
+
+class FashionMnistSource(Source):
+    """Fashion-MNIST; `image_size` is the stored size crops are taken from (paper: 256)."""
+
+    def __init__(self, directory: str | None = None, *, image_size: int = PAPER.image_size):
+        if image_size < 1:
+            raise ValueError(f"image_size={image_size} must be >= 1")
+        self.data = load_fashion_mnist(directory)
+        self.size = image_size
+        mean, var = resized_stats(self.data["train"][0], image_size)
+        # Gray images: R = G = B, so the RGB covariance is var * ones(3, 3) (rank one).
+        eigvals, eigvecs = eigen(np.full((3, 3), var))
+        self.info = DatasetInfo(
+            num_classes=len(CLASS_NAMES), class_names=CLASS_NAMES, wnids=CLASS_NAMES,
+            num_train=len(self.data["train"][1]), num_eval=len(self.data["eval"][1]),
+            image_size=image_size,
+            mean_image=np.repeat(mean[:, :, None], 3, axis=2).astype(np.float32),
+            eigvals=eigvals, eigvecs=eigvecs)
+
+    def _elements(self, split, rng, num_shards, shard_index):
+        images, labels = self.data[split]
+        order = np.arange(len(labels))[shard_index::num_shards]
+        if rng is not None:
+            order = rng.permutation(order)
+        return tf.data.Dataset.from_tensor_slices((images[order], labels[order].astype(np.int32)))
+
+    def _decode(self, image, label):
+        # Kept in float: no rounding, so the mean image above is exactly the resized mean.
+        image = tf.image.resize(tf.cast(image[:, :, None], tf.float32), [self.size, self.size],
+                                method="bilinear")
+        return tf.repeat(image, 3, axis=2), label

@@ -1,0 +1,80 @@
+"""Fashion-MNIST: the IDX reader against the real files, and the source's statistics."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_alexnet.data import fashion_mnist, open_source
+from keras_alexnet.data.fashion_mnist import load_fashion_mnist, read_idx, resized_stats
+
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+pytestmark = pytest.mark.skipif(not DEBIAN_DIR.is_dir(),
+                                reason="apt-get install dataset-fashion-mnist")
+
+
+def _reference(path: Path) -> np.ndarray:
+    """A second IDX parser (struct): header of big-endian int32 dims after the magic."""
+    raw = gzip.decompress(path.read_bytes())
+    magic = struct.unpack(">I", raw[:4])[0]
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    assert magic >> 8 == 8  # unsigned byte data
+    return np.array(list(raw[4 + 4 * ndim:]), dtype=np.uint8).reshape(dims)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_fashion_mnist()
+
+
+def test_reader_matches_the_real_files(data):
+    x, y = data["train"]
+    assert x.shape == (60000, 28, 28) and y.shape == (60000,)
+    assert data["eval"][0].shape == (10000, 28, 28)
+    np.testing.assert_array_equal(np.bincount(y), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(data["eval"][1]), [1000] * 10)
+    np.testing.assert_array_equal(y, _reference(DEBIAN_DIR / "train-labels-idx1-ubyte.gz"))
+    ref = _reference(DEBIAN_DIR / "t10k-images-idx3-ubyte.gz")
+    np.testing.assert_array_equal(data["eval"][0], ref)
+
+
+def test_bad_magic_and_missing_files(tmp_path, monkeypatch):
+    bad = tmp_path / "x.gz"
+    bad.write_bytes(gzip.compress(struct.pack(">IIII", 2049, 1, 28, 28) + bytes(784)))
+    with pytest.raises(ValueError, match="magic number 2049, expected 2051"):
+        read_idx(bad, 2051)
+    monkeypatch.setattr(fashion_mnist, "SEARCH_DIRS", (str(tmp_path / "none"),))
+    with pytest.raises(ValueError, match="apt-get install dataset-fashion-mnist"):
+        open_source(f"fashion_mnist:{tmp_path}")
+
+
+def test_closed_form_statistics_equal_direct_resizing(data):
+    images = data["train"][0][:300]
+    mean, var = resized_stats(images, 40)
+    direct = tf.image.resize(images[..., None].astype(np.float32), [40, 40],
+                             method="bilinear").numpy()[..., 0].astype(np.float64)
+    np.testing.assert_allclose(mean, direct.mean(axis=0), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(var, direct.var(), rtol=1e-5)
+
+
+def test_source_through_the_pipeline(data):
+    src = open_source("fashion_mnist", image_size=32)
+    info = src.info
+    assert info.num_classes == 10 and info.num_train == 60000 and info.num_eval == 10000
+    mean, var = resized_stats(data["train"][0], 32)
+    np.testing.assert_allclose(info.mean_image[..., 1], mean, rtol=1e-5)
+    np.testing.assert_allclose(info.eigvals, [3 * var, 0, 0], atol=1e-6 * var)
+    np.testing.assert_allclose(np.abs(info.eigvecs[:, 0]), np.full(3, 3**-0.5))
+    x, y = next(iter(src.eval_dataset(4, 28)))
+    resized = tf.image.resize(data["eval"][0][:4, :, :, None].astype(np.float32), [32, 32])
+    ref = resized.numpy() - info.mean_image[..., :1]
+    np.testing.assert_allclose(x.numpy(), np.repeat(ref[:, 2:30, 2:30], 3, axis=3), atol=1e-3)
+    np.testing.assert_array_equal(y.numpy(), data["eval"][1][:4])
+    x, y = next(iter(src.train_dataset(16, 28, seed=0)))
+    assert x.shape == (16, 28, 28, 3) and y.dtype == tf.int32
