@@ -11,6 +11,9 @@ from keras_alexnet.optim import (
     PAPER_WEIGHT_DECAY,
     PaperSGD,
 )
+from keras_alexnet.schedule import PlateauSchedule, PlateauScheduleCallback
+from keras_alexnet.train import NonFiniteLossError, TrainResult, train
+from keras_alexnet.train_config import PRESETS, TrainConfig, apply_overrides, preset
 
 __all__ = [
     "ABLATIONS",
@@ -18,17 +21,26 @@ __all__ = [
     "PAPER_MOMENTUM",
     "PAPER_WEIGHT_DECAY",
     "EvalResult",
+    "NonFiniteLossError",
+    "PRESETS",
     "PaperSGD",
+    "PlateauSchedule",
+    "PlateauScheduleCallback",
+    "TrainConfig",
+    "TrainResult",
     "AlexNet",
     "AlexNetConfig",
     "DatasetInfo",
     "ChannelSlice",
     "LocalResponseNormalization",
     "ablation",
+    "apply_overrides",
     "build_alexnet",
     "evaluate",
     "open_source",
     "prepare_imagenet",
+    "preset",
+    "train",
     "topk_error",
     "write_per_class_csv",
 ]

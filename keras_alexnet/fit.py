@@ -1,0 +1,105 @@
+"""The `model.fit` path: the same network, `PaperSGD` and schedule with standard callbacks.
+
+Resuming through `keras.callbacks.BackupAndRestore` restarts at the last epoch boundary with
+that epoch's weights, optimizer state and (saved by the schedule callback) schedule state, but
+not exactly: the batch stream starts again from epoch 0's and the mid-epoch position is lost.
+Use `keras_alexnet.train.train` for exact resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from keras_alexnet.evaluate import TOP_K
+from keras_alexnet.model import build_alexnet
+from keras_alexnet.optim import PaperSGD
+from keras_alexnet.schedule import PlateauSchedule, PlateauScheduleCallback
+from keras_alexnet.train_config import TrainConfig
+
+
+def compile_for_training(config: TrainConfig) -> keras.Model:
+    """The network with logits, compiled with `PaperSGD`, sparse CE and top-1/top-5 accuracy."""
+    model = build_alexnet(config.model.replace(classifier_activation=None))
+    k = min(TOP_K[1], config.model.num_classes)
+    model.compile(
+        optimizer=PaperSGD(config.learning_rate, config.momentum, config.weight_decay,
+                           decay_biases=config.decay_biases),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                 keras.metrics.SparseTopKCategoricalAccuracy(k, name="top5_accuracy")],
+    )
+    return model
+
+
+def epoch_batches(
+    source: Any,
+    batch_size: int,
+    input_size: int,
+    *,
+    seed: int,
+    epochs: int,
+    steps_per_epoch: int | None = None,
+) -> Iterator[tuple]:
+    """Training batches for `model.fit`: `epochs` epochs, each drawn from (seed, epoch).
+
+    A generator rather than `dataset.repeat()`: a repeated seeded dataset would replay the
+    same crops, flips and lighting every epoch. `steps_per_epoch` caps each epoch.
+    """
+    for epoch in range(epochs):
+        ds = source.train_dataset(batch_size, input_size, seed=seed, epoch=epoch)
+        yield from (ds.take(steps_per_epoch) if steps_per_epoch else ds)
+
+
+def steps_per_epoch(source: Any, config: TrainConfig) -> int:
+    """Full batches in an epoch of `source`, capped by `config.steps_per_epoch`."""
+    steps = source.info.num_train // config.batch_size
+    return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
+
+
+def fit(
+    config: TrainConfig,
+    *,
+    source: Any = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[keras.Model, keras.callbacks.History]:
+    """Trains with `model.fit`: TensorBoard, BackupAndRestore and the plateau schedule.
+
+    Logs go to `<work_dir>/fit_logs`, the backup to `<work_dir>/fit_backup`. Returns the
+    (logits) model and the History; `history.history["learning_rate"]` shows the schedule.
+    """
+    if source is None:
+        from keras_alexnet.train import _open_source
+
+        source = _open_source(config)
+    keras.utils.set_random_seed(config.seed)
+    work_dir = Path(config.work_dir)
+    model = compile_for_training(config)
+    schedule = PlateauSchedule(config.schedule_patience, config.schedule_threshold,
+                               config.lr_decay_factor, config.schedule_max_reductions,
+                               config.schedule_on_exhausted)
+    val = source.eval_dataset(config.batch_size, config.model.input_size)
+    if config.eval_steps:
+        val = val.take(config.eval_steps)
+    steps = steps_per_epoch(source, config)
+    history = model.fit(
+        epoch_batches(source, config.batch_size, config.model.input_size, seed=config.seed,
+                      epochs=config.epochs, steps_per_epoch=steps),
+        epochs=config.epochs,
+        steps_per_epoch=steps,
+        validation_data=val,
+        verbose=1 if config.progress_bar else 2,
+        shuffle=False,  # each epoch's stream is already shuffled by (seed, epoch)
+        callbacks=[
+            # Before the backup, so the backup holds the epoch's new learning rate.
+            PlateauScheduleCallback(schedule, monitor="val_accuracy",
+                                    state_dir=str(work_dir / "fit_schedule")),
+            keras.callbacks.BackupAndRestore(str(work_dir / "fit_backup")),
+            keras.callbacks.TensorBoard(str(work_dir / "fit_logs")),
+            *callbacks,
+        ],
+    )
+    return model, history

@@ -1,0 +1,63 @@
+"""Trains AlexNet with the paper's recipe (Section 5) in the custom loop; resumes if interrupted.
+
+  python scripts/train.py --preset=fashion_mnist_demo --work_dir=runs/fmnist
+  python scripts/train.py --preset=paper_imagenet --data=/data/imagenet_prepared \\
+      --set model.input_size=227 --set batch_size=256
+  tensorboard --logdir runs/fmnist/logs
+
+Rerunning the same command with the same --work_dir continues from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+
+from keras_alexnet.train_config import PRESETS, apply_overrides, preset
+
+_PRESET = flags.DEFINE_enum("preset", "fashion_mnist_demo", sorted(PRESETS),
+                            "Starting configuration; --set and the flags below change it.")
+_SET = flags.DEFINE_multi_string(
+    "set", [], "Override one TrainConfig field, e.g. --set batch_size=64 --set "
+    "model.input_size=227 --set max_train_seconds=600. Repeatable.")
+_WORK_DIR = flags.DEFINE_string("work_dir", None,
+                                "Checkpoints, logs and config.json go here (default: preset's).")
+_DATA = flags.DEFINE_string("data", None, "Data spec for keras_alexnet.data.open_source: "
+                            "'fashion_mnist', a prepared ImageNet folder, 'folder:/root'.")
+_PRINT_CONFIG = flags.DEFINE_bool("print_config", False,
+                                  "Print the resolved config as JSON and exit.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        config = apply_overrides(preset(_PRESET.value), _SET.value)
+        if _WORK_DIR.value:
+            config = config.replace(work_dir=_WORK_DIR.value)
+        if _DATA.value:
+            config = config.replace(data=_DATA.value)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    if not config.data:
+        sys.exit(f"error: preset {_PRESET.value!r} needs --data (e.g. a folder made by "
+                 "scripts/prepare_imagenet.py, or 'folder:/path/to/imagenet').")
+    if _PRINT_CONFIG.value:
+        print(config.to_json())
+        return
+    from keras_alexnet.train import train  # TensorFlow loads here, after flag checks
+
+    logging.info("Config:\n%s", config.to_json())
+    result = train(config)
+    print(f"Stopped ({result.stop_reason}) at step {result.step}, epoch {result.epoch}.")
+    if result.history:
+        last = result.history[-1]
+        print(f"Validation top-1 error {100 * last['val_top1_error']:.2f}%, "
+              f"top-5 error {100 * last['val_top5_error']:.2f}%")
+    print(f"Checkpoints: {result.checkpoint_dir}")
+    print(f"View the logs: tensorboard --logdir {result.log_dir}")
+
+
+if __name__ == "__main__":
+    app.run(main)

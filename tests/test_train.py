@@ -1,0 +1,339 @@
+"""The custom training loop: learning, exact resume after SIGKILL, NaN handling, TensorBoard."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from keras_alexnet.data.pipeline import DatasetInfo, Source
+from keras_alexnet.evaluate import evaluate, load_model_for_eval
+from keras_alexnet.summaries import conv1_kernel_grid
+from keras_alexnet.train import NonFiniteLossError, read_train_log, train
+from keras_alexnet.train_config import TrainConfig, apply_overrides, preset
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+       "KERAS_BACKEND": "tensorflow"}
+
+
+class StripesSource(Source):
+    """A small in-memory source through the real pipeline: class c is a bright band in the
+    c-th horizontal strip of a noisy image, so a few dozen steps can learn it."""
+
+    def __init__(self, num_classes: int = 4, size: int = 72, num_train: int = 512,
+                 num_eval: int = 64) -> None:
+        rng = np.random.default_rng(0)
+        self.data = {}
+        band = size // num_classes
+        for split, n in (("train", num_train), ("eval", num_eval)):
+            labels = rng.integers(0, num_classes, n).astype(np.int32)
+            images = rng.uniform(0, 100, (n, size, size, 3)).astype(np.uint8)
+            for i, c in enumerate(labels):
+                images[i, c * band:(c + 1) * band] += 150
+            self.data[split] = (images, labels)
+        names = tuple(f"band{c}" for c in range(num_classes))
+        self.info = DatasetInfo(
+            num_classes=num_classes, class_names=names, wnids=names, num_train=num_train,
+            num_eval=num_eval, image_size=size,
+            mean_image=self.data["train"][0].mean(axis=0).astype(np.float32),
+            eigvals=np.ones(3, np.float32), eigvecs=np.eye(3, dtype=np.float32))
+
+    def _elements(self, split, rng, num_shards, shard_index):
+        images, labels = self.data[split]
+        order = rng.permutation(len(labels)) if rng is not None else np.arange(len(labels))
+        order = order[shard_index::num_shards]
+        return tf.data.Dataset.from_tensor_slices((images[order], labels[order]))
+
+    def _decode(self, image, label):
+        return image, label
+
+
+def stripes_config(work_dir: Path, **changes) -> TrainConfig:
+    base = preset("tiny")
+    settings = dict(model=base.model.replace(num_classes=4), work_dir=str(work_dir),
+                    steps_per_epoch=16, epochs=2, eval_steps=None, deterministic=False,
+                    schedule_patience=100)
+    return base.replace(**{**settings, **changes})
+
+
+@pytest.fixture(scope="module")
+def stripes():
+    return StripesSource()
+
+
+@pytest.fixture(scope="module")
+def stripes_run(stripes, tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp("stripes")
+    return train(stripes_config(work_dir), source=stripes)
+
+
+def numpy_eval_loss(model, source, input_size):
+    """Mean cross-entropy over the eval split, from the model's probabilities, in NumPy."""
+    losses = []
+    for images, labels in source.eval_dataset(64, input_size):
+        probs = model.predict(images, verbose=0)
+        losses.append(-np.log(probs[np.arange(len(labels)), labels.numpy()]))
+    return float(np.mean(np.concatenate(losses)))
+
+
+def test_training_lowers_the_loss(stripes_run, stripes):
+    r = stripes_run
+    assert r.stop_reason == "epochs" and r.step == 32 and r.epoch == 2
+    # Start: near-uniform predictions over 4 classes; end: well below.
+    assert r.history[0]["val_loss"] < 1.25 < np.log(4)
+    assert r.history[-1]["val_loss"] < r.history[0]["val_loss"] - 0.3
+    assert r.history[-1]["val_top1_error"] < 0.25
+    # The returned model outputs probabilities and holds the trained weights: its loss on the
+    # eval split, computed independently, matches the loop's last validation loss.
+    got = numpy_eval_loss(r.model, stripes, r.model.input_shape[1])
+    assert got == pytest.approx(r.history[-1]["val_loss"], rel=1e-4)
+    # The saved .keras model is the returned one.
+    images, _ = next(iter(stripes.eval_dataset(8, r.model.input_shape[1])))
+    loaded = load_model_for_eval(r.model_path)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0),
+                               r.model.predict(images, verbose=0), rtol=1e-5, atol=1e-7)
+    log = read_train_log(r.work_dir)
+    assert [e["step"] for e in log] == list(range(1, 33))
+    assert json.loads((r.work_dir / "config.json").read_text())["steps_per_epoch"] == 16
+
+
+def test_tensorboard_has_expected_tags(stripes_run):
+    r = stripes_run
+    train_events = EventAccumulator(str(r.log_dir / "train"), size_guidance={"tensors": 0})
+    val_events = EventAccumulator(str(r.log_dir / "validation"), size_guidance={"tensors": 0})
+    train_tags = set(train_events.Reload().Tags()["tensors"])
+    val_tags = set(val_events.Reload().Tags()["tensors"])
+    assert {"loss", "top1_error", "top5_error", "learning_rate", "images_per_second",
+            "conv1_kernels", "config"} <= train_tags
+    assert {"weights/conv1_t0/kernel", "weights/fc8/kernel"} <= train_tags
+    assert {"loss", "top1_error", "top5_error"} <= val_tags
+    # log_every_steps=1: each "loss" point is that step's loss from the step log.
+    logged = {e["step"]: e["loss"] for e in read_train_log(r.work_dir)}
+    points = train_events.Tensors("loss")
+    assert len(points) == 32
+    for p in points:
+        assert float(tf.make_ndarray(p.tensor_proto)) == pytest.approx(logged[p.step], rel=1e-6)
+    val = [float(tf.make_ndarray(p.tensor_proto)) for p in val_events.Tensors("top1_error")]
+    assert val == pytest.approx([h["val_top1_error"] for h in r.history])
+    # The last conv1 image is the trained model's kernel grid (PNG round trip is lossless).
+    png = tf.make_ndarray(train_events.Tensors("conv1_kernels")[-1].tensor_proto)[2]
+    np.testing.assert_array_equal(tf.io.decode_png(png).numpy(), conv1_kernel_grid(r.model))
+
+
+def test_conv1_kernel_grid_matches_numpy(stripes_run):
+    model = stripes_run.model
+    grid = conv1_kernel_grid(model, columns=3, pad=1)
+    k = 11
+    # 2 towers of 4 kernels in rows of 3: 2 rows each, towers stacked with a 2-pixel gap.
+    assert grid.dtype == np.uint8
+    assert grid.shape == (2 * (2 * (k + 1) + 1) + 2, 3 * (k + 1) + 1, 3)
+    w = model.get_layer("conv1_t1").kernel.numpy()[..., 3]  # tower 1, kernel 3: row 1, col 0
+    expected = np.round(255 * (w - w.min()) / (w.max() - w.min())).astype(np.uint8)
+    top = (2 * (k + 1) + 1) + 2 + 1 + (k + 1)
+    np.testing.assert_array_equal(grid[top:top + k, 1:1 + k], expected)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(stripes, tmp_path):
+    config = stripes_config(tmp_path, learning_rate=1e30, checkpoint_every_steps=1)
+    with pytest.raises(NonFiniteLossError, match=r"at step (\d+)") as err:
+        train(config, source=stripes)
+    failed_step = int(err.value.args[0].split("at step ")[1].split()[0])
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert latest is not None and latest in err.value.args[0]
+    reader = tf.train.load_checkpoint(latest)
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") < failed_step
+    model_keys = [k for k in reader.get_variable_to_shape_map() if k.startswith("model/")]
+    assert model_keys
+    for key in model_keys:
+        assert np.all(np.isfinite(reader.get_tensor(key))), key
+    assert all(np.isfinite(e["loss"]) for e in read_train_log(tmp_path))
+
+
+def test_time_budget_stops_after_a_step(stripes, tmp_path):
+    result = train(stripes_config(tmp_path, max_train_seconds=1e-9), source=stripes)
+    assert (result.stop_reason, result.step, result.epoch) == ("time_budget", 1, 0)
+    # The checkpoint holds the mid-epoch position, so a rerun continues from step 1.
+    again = train(stripes_config(tmp_path, max_train_seconds=1e-9), source=stripes)
+    assert (again.step, again.epoch) == (2, 0)
+
+
+def test_ten_crop_validation_matches_evaluate(stripes, tmp_path):
+    result = train(stripes_config(tmp_path, epochs=1, steps_per_epoch=4, ten_crop_eval=True),
+                   source=stripes)
+    size = result.model.input_shape[1]
+    expected = evaluate(result.model, stripes.eval_dataset(16, size, ten_crop=True),
+                        ten_crop=True)
+    assert result.history[-1]["val_top1_error"] == pytest.approx(expected.top1_error)
+    assert result.history[-1]["val_top5_error"] == pytest.approx(expected.top5_error)
+
+
+def test_mirrored_and_tower_placement_match_one_device(stripes, tmp_path):
+    # Without dropout, two replicas each taking half the batch must give the same losses and
+    # weights as one device: the per-example loss is divided by the *global* batch size.
+    config = stripes_config(tmp_path / "one", epochs=1, steps_per_epoch=3)
+    config = config.replace(model=config.model.replace(dropout_rate=0.0))
+    one = train(config, source=stripes)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two = train(config.replace(work_dir=str(tmp_path / "two")), source=stripes,
+                strategy=strategy)
+    # The paper's model parallelism: each tower on its own (logical CPU) device.
+    towers = train(config.replace(work_dir=str(tmp_path / "towers")), source=stripes,
+                   tower_devices=("/cpu:0", "/cpu:1"))
+    runs = (one, two, towers)
+    losses = [[e["loss"] for e in read_train_log(r.work_dir)] for r in runs]
+    for other in runs[1:]:
+        np.testing.assert_allclose(losses[runs.index(other)], losses[0], rtol=1e-5)
+        for a, b in zip(one.model.trainable_variables, other.model.trainable_variables):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-6,
+                                       err_msg=a.path)
+
+
+def test_resume_with_another_model_is_a_clear_error(stripes, tmp_path):
+    config = stripes_config(tmp_path, epochs=1, steps_per_epoch=1)
+    train(config, source=stripes)
+    wider = config.replace(epochs=2, model=config.model.replace(fc_units=(64, 64)))
+    with pytest.raises(ValueError, match="does not fit this config's model"):
+        train(wider, source=stripes)
+    # The run's config.json still describes the checkpoints.
+    saved = TrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text()))
+    assert saved == config
+
+
+def test_wrong_class_count_is_a_clear_error(stripes, tmp_path):
+    config = stripes_config(tmp_path)
+    config = config.replace(model=config.model.replace(num_classes=7))
+    with pytest.raises(ValueError, match="num_classes=4"):
+        train(config, source=stripes)
+
+
+# A run of the tiny preset that SIGKILLs itself right after step `kill_at` (0: never).
+DRIVER = """
+import os, signal, sys
+from absl import logging
+from keras_alexnet.train import train
+from keras_alexnet.train_config import apply_overrides, preset
+kill_at = int(sys.argv[1])
+def on_step_end(step, loss):
+    if step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+logging.set_verbosity(logging.INFO)
+train(apply_overrides(preset("tiny"), sys.argv[2:]), on_step_end=on_step_end)
+"""
+
+
+def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
+    # 3 epochs of 4 steps; checkpoints at steps 3, 4 (epoch end), 6, 8 (epoch end), 9, ...
+    # The schedule cuts the learning rate after epochs 2 and 3 (threshold 1: no progress
+    # after the first epoch). Killed after step 11, the run resumes mid-epoch 3 at step 9,
+    # with the learning rate already cut once.
+    sets = ["epochs=3", "steps_per_epoch=4", "checkpoint_every_steps=3", "eval_steps=2",
+            "schedule_threshold=1.0", "schedule_patience=1"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+
+    def start(kill_at, work_dir):
+        # scripts/train.py for the uninterrupted run, so the script is exercised end to end.
+        args = ([sys.executable, "scripts/train.py", "--preset=tiny", f"--work_dir={work_dir}"]
+                + [f"--set={s}" for s in sets]) if kill_at is None else (
+            [sys.executable, "-c", DRIVER, str(kill_at), f"work_dir={work_dir}", *sets])
+        return subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    runs = [start(None, whole), start(11, broken)]
+    outs = [p.communicate(timeout=300) for p in runs]
+    assert runs[0].returncode == 0, outs[0][1][-3000:]
+    assert runs[1].returncode == -signal.SIGKILL, outs[1][1][-3000:]
+    assert "tensorboard --logdir" in outs[0][0]
+    assert max(e["step"] for e in read_train_log(broken)) == 11
+    resumed = start(0, broken)
+    out, errs = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, errs[-3000:]
+    assert "step 9, epoch 3, batch 1" in errs
+
+    expected, got = read_train_log(whole), read_train_log(broken)
+    assert [e["step"] for e in got] == list(range(1, 13))
+    assert got == expected  # bit-identical losses and learning rates
+    lrs = [e["learning_rate"] for e in got]
+    assert lrs[7] == pytest.approx(1e-2) and lrs[8] == lrs[11] == pytest.approx(1e-3)
+    final = [tf.train.load_checkpoint(tf.train.latest_checkpoint(str(d / "checkpoints")))
+             for d in (whole, broken)]
+    # The cut after the last epoch is in the final checkpoint.
+    lr_key = "optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE"
+    assert final[1].get_tensor(lr_key) == pytest.approx(1e-4)
+    keys = sorted(final[0].get_variable_to_shape_map())
+    assert keys == sorted(final[1].get_variable_to_shape_map())
+    for key in keys:
+        if key != "_CHECKPOINTABLE_OBJECT_GRAPH" and "save_counter" not in key:
+            np.testing.assert_array_equal(final[0].get_tensor(key), final[1].get_tensor(key),
+                                          err_msg=key)
+
+
+def test_demo_script_end_to_end(tmp_path):
+    # The README's demo with the tiny network and a budget of about one step: it trains,
+    # evaluates all 10k test images (center) and some ten-crop, exports, prints where to look.
+    tiny = ["model.input_size=67", "model.conv_filters=8,16,16,16,16", "model.fc_units=32,32",
+            "model.weight_init_std=0.1", "data_image_size=72", "batch_size=16",
+            "progress_bar=false"]
+    run = subprocess.run(
+        [sys.executable, "scripts/demo.py", f"--work_dir={tmp_path / 'run'}",
+         f"--export_root={tmp_path / 'savedmodels'}", "--train_minutes=0.001",
+         "--ten_crop_images=50", *[f"--set={s}" for s in tiny]],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Test accuracy, center crop:" in run.stdout and "(10000 test images)" in run.stdout
+    assert "(50 test images)" in run.stdout
+    assert f"tensorboard --logdir {tmp_path / 'run' / 'logs'}" in run.stdout
+    results = json.loads((tmp_path / "run" / "demo_results.json").read_text())
+    assert results["step"] == 1 and results["stop_reason"] == "time_budget"
+    assert 0.0 <= results["test_accuracy_center_crop"] <= 1.0
+    exported = Path(results["savedmodel"])
+    assert exported.parent == tmp_path / "savedmodels" / "fashion_mnist"
+    assert (exported / "saved_model.pb").is_file()
+
+
+def test_overrides_parse_by_field_type():
+    c = apply_overrides(preset("tiny"), [
+        "batch_size=64", "model.input_size=227", "learning_rate=1e-3", "deterministic=false",
+        "model.conv_filters=4,8,8,8,8", "max_train_seconds=none",
+        "model.classifier_activation=None", "data=folder:/x"])
+    assert (c.batch_size, c.model.input_size, c.learning_rate, c.deterministic) == (
+        64, 227, 1e-3, False)
+    assert c.model.conv_filters == (4, 8, 8, 8, 8) and c.max_train_seconds is None
+    assert c.model.classifier_activation is None and c.data == "folder:/x"
+    assert TrainConfig.from_dict(json.loads(c.to_json())) == c
+
+
+@pytest.mark.parametrize("override,message", [
+    ("batch_sise=3", "Unknown config field 'batch_sise'"),
+    ("model.nope=3", "Unknown config field 'model.nope'"),
+    ("batch_size=abc", "'batch_size' expects int, got 'abc'"),
+    ("deterministic=maybe", "'deterministic' expects bool"),
+    ("model.conv_filters=4,x", "'model.conv_filters' expects comma-separated int"),
+    ("batch_size", "must look like field=value"),
+    ("batch_size=0", "batch_size=0 must be at least 1"),
+    ("model=3", "group of fields"),
+])
+def test_bad_overrides_are_one_line_errors(override, message):
+    with pytest.raises(ValueError, match=message) as err:
+        apply_overrides(preset("tiny"), [override])
+    assert "\n" not in str(err.value)
+
+
+def test_script_help_and_bad_override():
+    help_run = subprocess.run([sys.executable, "scripts/train.py", "--help"], cwd=ROOT, env=ENV,
+                              capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in help_run.stderr  # absl's --help exits with status 1
+    for flag in ("--preset", "--set", "--work_dir", "--data", "paper_imagenet", "tiny"):
+        assert flag in help_run.stdout
+    bad = subprocess.run([sys.executable, "scripts/train.py", "--set", "model.nope=1"],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0
+    assert "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith(
+        "error: Unknown config field 'model.nope'")
