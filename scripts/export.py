@@ -1,0 +1,50 @@
+"""Exports a trained AlexNet as a SavedModel for TF Serving: savedmodels/<name>/<version>/.
+
+  python scripts/export.py --model runs/a/model.keras --data fashion_mnist
+  python scripts/export.py --checkpoint runs/alexnet/checkpoints --ten_crop   # data from the run
+"""
+
+from __future__ import annotations
+
+from absl import app, flags, logging
+
+from keras_alexnet import export
+
+_MODEL = flags.DEFINE_string("model", None, "A .keras model file (model.save).")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "A training checkpoint directory (work_dir/checkpoints) or prefix; "
+    "the model config comes from the run's config.json.")
+_DATA = flags.DEFINE_string(
+    "data", None, "Source spec (keras_alexnet.data.open_source) giving the class names and the "
+    "mean image; default: the training run's data.")
+_EXPORT_ROOT = flags.DEFINE_string("export_root", "savedmodels", "TF Serving model base path.")
+_NAME = flags.DEFINE_string("name", "alexnet", "Model name: the directory under export_root.")
+_VERSION = flags.DEFINE_integer("version", None, "Version number; default: the next free one.")
+_TEN_CROP = flags.DEFINE_bool(
+    "ten_crop", False, "Serve the average over ten crops (Section 4.1) instead of the center.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if (_MODEL.value is None) == (_CHECKPOINT.value is None):
+        raise app.UsageError("Pass exactly one of --model (.keras) or --checkpoint (directory).")
+    from keras_alexnet.data import open_source  # heavy; only needed once flags are valid
+
+    data, image_size = _DATA.value, None
+    if _CHECKPOINT.value and data is None:
+        run = export.read_run_config(_CHECKPOINT.value)
+        data, image_size = run.get("data"), run.get("data_image_size")
+    if not data:
+        raise app.UsageError("Pass --data: the class names and mean image come from the data.")
+    model = export.load_model(_MODEL.value or _CHECKPOINT.value)
+    info = open_source(data, **({"image_size": image_size} if image_size else {})).info
+    path = export.export_savedmodel(
+        model, _EXPORT_ROOT.value, _NAME.value, _VERSION.value, class_names=info.class_names,
+        wnids=info.wnids, mean_image=info.mean_image, ten_crop=_TEN_CROP.value)
+    logging.info("SavedModel written to %s", path)
+    print(path)
+
+
+if __name__ == "__main__":
+    app.run(main)
