@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from keras_alexnet import distribute as kd
 from keras_alexnet.evaluate import TOP_K, predict_batches, topk_correct
 from keras_alexnet.model import build_alexnet
 from keras_alexnet.optim import PaperSGD
@@ -68,6 +69,7 @@ def train(
     strategy: tf.distribute.Strategy | None = None,
     on_step_end: Callable[[int, float], None] | None = None,
     tower_devices: Sequence[str] | None = None,
+    mode: str | None = None,
 ) -> TrainResult:
     """Trains (or resumes training of) AlexNet as `config` says.
 
@@ -79,11 +81,20 @@ def train(
       on_step_end: called as `on_step_end(step, loss)` after every step.
       tower_devices: one device per tower for the training model (the paper's model
         parallelism, see `build_alexnet`); None places nothing.
+      mode: one of `keras_alexnet.distribute.MODES`; builds `strategy` and `tower_devices`
+        (pass either `mode` or those two). In "multi_worker" mode only the chief writes
+        work_dir; every worker restores the chief's newest checkpoint.
 
     Raises:
       NonFiniteLossError: the loss became NaN/inf; the message names the step.
       ValueError: the config does not fit the data.
     """
+    if mode is not None:
+        if strategy is not None or tower_devices is not None:
+            raise ValueError(f"mode={mode!r} builds the strategy and tower devices itself; "
+                             "pass either mode or strategy/tower_devices.")
+        # First: multi_worker must start its server before TensorFlow creates its devices.
+        strategy, tower_devices = kd.make_strategy(mode, num_towers=config.model.num_towers)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     # Weight init and dropout seeds; the checkpoint overrides both when resuming.
@@ -106,6 +117,9 @@ def train(
     work_dir.mkdir(parents=True, exist_ok=True)
     _note_config_changes(work_dir / CONFIG_FILE, config)
     strategy = strategy or tf.distribute.get_strategy()
+    # The chief writes work_dir; other workers write a temporary folder, deleted at the end.
+    write_dir, is_temp = kd.worker_dirs(str(work_dir), strategy)
+    write_dir = Path(write_dir)
     with strategy.scope():
         model = build_alexnet(config.model.replace(classifier_activation=None),
                               tower_devices=tower_devices)
@@ -124,38 +138,41 @@ def train(
         model=model_state(model), optimizer=optimizer, schedule=schedule, step=step,
         epoch=epoch, batches_done=batches_done,
     )
-    checkpoint_dir = work_dir / "checkpoints"
-    manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir),
+    checkpoint_dir = work_dir / "checkpoints"  # the chief's, which every worker resumes from
+    manager = tf.train.CheckpointManager(checkpoint, str(write_dir / "checkpoints"),
                                          max_to_keep=config.keep_checkpoints)
-    if manager.latest_checkpoint:
+    latest = tf.train.latest_checkpoint(str(checkpoint_dir))
+    if latest:
         try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            checkpoint.restore(latest).assert_existing_objects_matched()
         except (AssertionError, ValueError) as e:
             raise ValueError(
-                f"The checkpoint {manager.latest_checkpoint} does not fit this config's model "
+                f"The checkpoint {latest} does not fit this config's model "
                 f"({str(e).splitlines()[0][:200]}); use a fresh work_dir or the run's own "
                 f"config ({work_dir / CONFIG_FILE}).") from None
-        logging.info("Resumed from %s: step %d, epoch %d, batch %d.", manager.latest_checkpoint,
+        logging.info("Resumed from %s: step %d, epoch %d, batch %d.", latest,
                      int(step), int(epoch) + 1, int(batches_done))
     # Written once the checkpoint (if any) is known to fit this config.
-    _write_atomic(work_dir / CONFIG_FILE, config.to_json() + "\n")
-    _truncate_log(work_dir / LOG_FILE, int(step))
+    _write_atomic(write_dir / CONFIG_FILE, config.to_json() + "\n")
+    _truncate_log(write_dir / LOG_FILE, int(step))
 
-    writers = RunWriters(work_dir / "logs")
+    writers = RunWriters(write_dir / "logs")
     writers.config_text(int(step), config.to_json())
     train_step = _make_train_step(model, optimizer, strategy, config.batch_size,
                                   min(TOP_K[1], info.num_classes))
     loop = _Loop(config, source, model, optimizer, schedule, manager, writers,
-                 step, epoch, batches_done, steps_per_epoch, on_step_end)
+                 step, epoch, batches_done, steps_per_epoch, on_step_end, write_dir / LOG_FILE)
     try:
         stop_reason = loop.run(train_step, strategy)
     finally:
         writers.close()
+        kd.cleanup_worker_dir(str(write_dir), is_temp)
     with strategy.scope():
         probabilities = build_alexnet(config.model)
     probabilities.set_weights(model.get_weights())
     model_path = work_dir / MODEL_FILE
-    _save_keras_atomic(probabilities, model_path)
+    if kd.is_chief(strategy):
+        _save_keras_atomic(probabilities, model_path)
     return TrainResult(probabilities, loop.history, int(step), int(epoch), stop_reason,
                        work_dir, writers.log_dir, checkpoint_dir, model_path)
 
@@ -194,15 +211,15 @@ def _open_source(config: TrainConfig):
 
 
 def _make_train_step(model, optimizer, strategy, global_batch: int, top_k: int):
-    """A compiled step: forward, sparse cross-entropy on logits, GradientTape, PaperSGD."""
+    """A compiled step: forward, sparse cross-entropy on logits, gradients, PaperSGD."""
 
     def replica_step(images, labels):
-        with tf.GradientTape() as tape:
-            logits = tf.cast(model(images, training=True), tf.float32)
-            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-            # Divided by the *global* batch: summed over replicas it is the batch mean.
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-        grads = tape.gradient(loss, model.trainable_variables)
+        logits = tf.cast(model(images, training=True), tf.float32)
+        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        # Divided by the *global* batch: summed over replicas it is the batch mean.
+        loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+        # Not a GradientTape: it would run every tower's backward pass on the first device.
+        grads = kd.colocated_gradients(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         hits1 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32))
         hitsk = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, top_k), tf.float32))
@@ -221,13 +238,13 @@ class _Loop:
     """The epoch/step loop of `train`, with its logging, checkpoints and stopping rules."""
 
     def __init__(self, config, source, model, optimizer, schedule, manager, writers,
-                 step, epoch, batches_done, steps_per_epoch, on_step_end):
+                 step, epoch, batches_done, steps_per_epoch, on_step_end, log_path):
         self.c, self.source, self.model, self.optimizer = config, source, model, optimizer
         self.schedule, self.manager, self.writers = schedule, manager, writers
         self.step, self.epoch, self.batches_done = step, epoch, batches_done
         self.steps_per_epoch, self.on_step_end = steps_per_epoch, on_step_end
         self.history: list[dict[str, Any]] = []
-        self.log_path = Path(config.work_dir) / LOG_FILE
+        self.log_path = log_path
 
     def run(self, train_step, strategy) -> str:
         c = self.c
@@ -236,9 +253,16 @@ class _Loop:
             return "schedule"
         while int(self.epoch) < c.epochs:
             e, done = int(self.epoch), int(self.batches_done)
-            ds = self.source.train_dataset(c.batch_size, c.model.input_size, seed=c.seed,
-                                           epoch=e)
-            ds = ds.take(self.steps_per_epoch).skip(done)
+
+            def shard(batch_size, num_shards, shard_index, e=e, done=done):
+                # Each worker reads its own shard; each step takes one batch per local replica.
+                per_step = c.batch_size // (num_shards * batch_size)
+                ds = self.source.train_dataset(batch_size, c.model.input_size, seed=c.seed,
+                                               epoch=e, num_shards=num_shards,
+                                               shard_index=shard_index)
+                return ds.take(self.steps_per_epoch * per_step).skip(done * per_step)
+
+            batches = kd.distribute_dataset(strategy, shard, c.batch_size)
             bar = (keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=["images/s"])
                    if c.progress_bar else None)
             if bar:
@@ -248,7 +272,7 @@ class _Loop:
             window_start, window_steps, window_loss = time.monotonic(), 0, 0.0
             out_of_time = False
             with self.log_path.open("a") as log:
-                for batch in strategy.experimental_distribute_dataset(ds):
+                for batch in batches:
                     loss, hits1, hitsk = (float(x) for x in train_step(batch))
                     self.step.assign_add(1)
                     self.batches_done.assign_add(1)

@@ -14,6 +14,7 @@ import sys
 
 from absl import app, flags, logging
 
+from keras_alexnet.distribute import MODES
 from keras_alexnet.train_config import PRESETS, apply_overrides, preset
 
 _PRESET = flags.DEFINE_enum("preset", "fashion_mnist_demo", sorted(PRESETS),
@@ -25,6 +26,10 @@ _WORK_DIR = flags.DEFINE_string("work_dir", None,
                                 "Checkpoints, logs and config.json go here (default: preset's).")
 _DATA = flags.DEFINE_string("data", None, "Data spec for keras_alexnet.data.open_source: "
                             "'fashion_mnist', a prepared ImageNet folder, 'folder:/root'.")
+_MODE = flags.DEFINE_enum(
+    "mode", "single", MODES, "single: one device. towers: the paper's model parallelism, "
+    "tower i on GPU i (Section 3.2). mirrored: data parallel over the local GPUs. "
+    "multi_worker: data parallel over the machines listed in TF_CONFIG.")
 _PRINT_CONFIG = flags.DEFINE_bool("print_config", False,
                                   "Print the resolved config as JSON and exit.")
 
@@ -49,7 +54,10 @@ def main(argv: list[str]) -> None:
     from keras_alexnet.train import train  # TensorFlow loads here, after flag checks
 
     logging.info("Config:\n%s", config.to_json())
-    result = train(config)
+    try:
+        result = train(config, mode=_MODE.value)
+    except (TimeoutError, ValueError) as e:  # bad TF_CONFIG, unreachable peers, bad config
+        sys.exit(f"error: {e}")
     print(f"Stopped ({result.stop_reason}) at step {result.step}, epoch {result.epoch}.")
     if result.history:
         last = result.history[-1]
