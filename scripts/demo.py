@@ -81,8 +81,7 @@ def main(argv: list[str]) -> None:
           f"({center.num_examples} test images)   [{center.summary()}]")
     print(f"Test accuracy, ten-crop:    {100 * ten.top1_accuracy:.2f}% "
           f"({ten.num_examples} test images)   [{ten.summary()}]")
-    if export_dir:
-        print(f"SavedModel: {export_dir}")
+    print(f"SavedModel: {export_dir}")
     print(f"Model: {result.model_path}  (all ten-crops: python scripts/evaluate.py "
           f"--checkpoint {result.model_path} --data fashion_mnist --ten_crop)")
     print(f"Logs: {result.log_dir}")
@@ -91,12 +90,9 @@ def main(argv: list[str]) -> None:
           "--train_minutes=60   (continues from the last checkpoint)")
 
 
-def _export(model, info, config) -> str | None:
-    try:
-        from keras_alexnet.export import export_savedmodel
-    except ImportError:
-        logging.info("keras_alexnet.export is not available; skipping the SavedModel export.")
-        return None
+def _export(model, info, config) -> str:
+    from keras_alexnet.export import export_savedmodel
+
     path = export_savedmodel(model, export_root=_EXPORT_ROOT.value, name="fashion_mnist",
                              class_names=info.class_names, mean_image=info.mean_image,
                              config=config.model)
