@@ -1,0 +1,263 @@
+"""The PyTorch peer of keras_alexnet's AlexNet, for scripts/benchmark.py (issue 7).
+
+The same network as `keras_alexnet.build_alexnet(config)`, written the way a PyTorch user would:
+NCHW, one `nn.Conv2d(groups=T)` per own-tower layer (or, with `grouped=False`, one conv per
+tower, like the Keras build), `nn.LocalResponseNorm` with alpha multiplied by n (PyTorch divides
+alpha by the window size n; the paper and TF do not), and the cuda-convnet overhang for 224 input
+(zero padding bottom/right). tests/test_torch_reference.py proves it equivalent by copying the
+Keras weights in (`copy_keras_weights`) and comparing logits.
+
+As a program it is the benchmark's PyTorch worker: it times one (mode, batch) cell and writes
+the result file named in the spec; `scripts/benchmark.py` runs it in its own process.
+
+  python scripts/torch_reference.py --spec='{"mode": "train", "batch_size": 64, ...}'
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from absl import app, flags
+from torch import nn
+
+
+def load_standalone(name: str) -> ModuleType:
+    """`keras_alexnet.<name>` (config or bench), loaded without importing the package.
+
+    Importing the `keras_alexnet` package imports Keras and, through it, TensorFlow or JAX,
+    which would add hundreds of MiB to this process and falsify the peer's memory figure.
+    config.py and bench.py import only the standard library at load time.
+    """
+    if f"keras_alexnet.{name}" in sys.modules:  # already imported (tests): reuse it
+        return sys.modules[f"keras_alexnet.{name}"]
+    package = importlib.util.find_spec("keras_alexnet")
+    if package is None or not package.submodule_search_locations:
+        raise ValueError("keras_alexnet is not importable: run from the repository root or "
+                         "`pip install -e .` first.")
+    path = os.path.join(list(package.submodule_search_locations)[0], f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_keras_alexnet_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    return module
+
+
+class TorchAlexNet(nn.Module):
+    """AlexNet (Section 3, Figure 2) in PyTorch, equal to the Keras model with the same config.
+
+    Args:
+      config: a `keras_alexnet.AlexNetConfig` (any object with its fields and `conv1_padding`).
+      grouped: True builds own-tower conv layers as one `Conv2d(groups=num_towers)` (the usual
+        PyTorch idiom); False as one `Conv2d` per tower, split and concatenated.
+
+    Input: float32 NCHW (batch, 3, S, S). Output: logits, or softmax probabilities when
+    `config.classifier_activation == "softmax"`.
+    """
+
+    def __init__(self, config: Any, grouped: bool = True) -> None:
+        super().__init__()
+        c = config
+        if any(k % 2 == 0 for k in c.conv_kernel_sizes[1:]):
+            raise ValueError(f"conv_kernel_sizes={c.conv_kernel_sizes}: conv2..conv5 need odd "
+                             "sizes for Keras' 'same' padding to be symmetric in PyTorch.")
+        self.config = c
+        self.grouped = grouped
+        T = c.num_towers
+        f, k = c.conv_filters, c.conv_kernel_sizes
+        # Every tower's conv1 sees the whole image, so the towers' conv1 are one conv.
+        self.conv1 = nn.Conv2d(3, f[0], k[0], stride=c.conv1_stride)
+        self.conv2 = self._own(f[0], f[1], k[1])
+        self.conv3 = nn.Conv2d(f[1], f[2], k[2], padding=k[2] // 2)  # cross-tower
+        self.conv4 = self._own(f[2], f[3], k[3])
+        self.conv5 = self._own(f[3], f[4], k[4])
+        self.conv6 = self._own(f[4], c.conv6_filters, 3) if c.conv6_filters else None
+        self.act = nn.ReLU() if c.activation == "relu" else nn.Tanh()
+        # PyTorch's LRN divides alpha by the window size n; the paper (and TF) do not.
+        n = 2 * c.lrn_depth_radius + 1
+        self.lrn = nn.LocalResponseNorm(n, alpha=c.lrn_alpha * n, beta=c.lrn_beta, k=c.lrn_bias)
+        self.lrn_groups = 1 if c.lrn_across_towers else T
+        self.pool = nn.MaxPool2d(c.pool_size, c.pool_stride)
+        size = c.input_size + c.conv1_padding
+        size = (size - k[0]) // c.conv1_stride + 1
+        for _ in range(3):
+            size = (size - c.pool_size) // c.pool_stride + 1
+        last = c.conv6_filters or f[4]
+        self.fc6 = nn.Linear(last * size * size, c.fc_units[0])
+        self.fc7 = nn.Linear(c.fc_units[0], c.fc_units[1])
+        self.fc8 = nn.Linear(c.fc_units[1], c.num_classes)
+        self.drop = nn.Dropout(c.dropout_rate)
+
+    def _own(self, cin: int, cout: int, kernel: int) -> nn.Module:
+        T = self.config.num_towers
+        if self.grouped or T == 1:
+            return nn.Conv2d(cin, cout, kernel, padding=kernel // 2, groups=T)
+        return nn.ModuleList(
+            nn.Conv2d(cin // T, cout // T, kernel, padding=kernel // 2) for _ in range(T)
+        )
+
+    def _apply_own(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(layer, nn.ModuleList):
+            parts = torch.chunk(x, len(layer), dim=1)
+            return torch.cat([conv(p) for conv, p in zip(layer, parts)], dim=1)
+        return layer(x)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.config.use_lrn:
+            return x
+        if self.lrn_groups == 1:
+            return self.lrn(x)
+        # The window stops at the tower boundary, as in the Keras build's default.
+        return torch.cat([self.lrn(p) for p in torch.chunk(x, self.lrn_groups, dim=1)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = self.config.conv1_padding
+        if pad:
+            x = F.pad(x, (0, pad, 0, pad))  # the cuda-convnet overhang: bottom/right only
+        x = self.pool(self._normalise(self.act(self.conv1(x))))
+        x = self.pool(self._normalise(self.act(self._apply_own(self.conv2, x))))
+        x = self.act(self.conv3(x))
+        x = self.act(self._apply_own(self.conv4, x))
+        x = self.pool(self.act(self._apply_own(self.conv5, x)))
+        if self.conv6 is not None:
+            x = self.act(self._apply_own(self.conv6, x))
+        x = torch.flatten(x, 1)
+        x = self.drop(self.act(self.fc6(x)))
+        x = self.drop(self.act(self.fc7(x)))
+        x = self.fc8(x)
+        return F.softmax(x, dim=1) if self.config.classifier_activation == "softmax" else x
+
+
+def _keras_joined(keras_model: Any, base: int | str, towers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel and bias of a Keras layer, its towers' parts concatenated along the output axis."""
+    names = [str(base)] if towers == 1 else [f"{base}_t{t}" for t in range(towers)]
+    kernels, biases = zip(*(keras_model.get_layer(n).get_weights() for n in names))
+    return np.concatenate(kernels, axis=-1), np.concatenate(biases)
+
+
+@torch.no_grad()
+def copy_keras_weights(keras_model: Any, torch_model: TorchAlexNet) -> None:
+    """Copies a Keras AlexNet's weights into `torch_model` (same config), converting layouts.
+
+    Conv kernels HWIO -> OIHW (towers stacked along O, which is also the group order of a
+    grouped conv); dense kernels (in, out) -> (out, in); fc6's input rows are permuted from
+    Keras' (H, W, C) flatten order to PyTorch's (C, H, W).
+    """
+    c = torch_model.config
+    T = c.num_towers
+
+    def set_(param: torch.Tensor, value: np.ndarray) -> None:
+        if tuple(param.shape) != value.shape:
+            raise ValueError(f"Shape mismatch copying Keras weights: {value.shape} into "
+                             f"{tuple(param.shape)}; are the two configs the same?")
+        param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+    convs = ["conv1", "conv2", "conv3", "conv4", "conv5"] + (["conv6"] if c.conv6_filters else [])
+    for name in convs:
+        kernel, bias = _keras_joined(keras_model, name, T)
+        layer = getattr(torch_model, name)
+        oihw = kernel.transpose(3, 2, 0, 1)
+        if isinstance(layer, nn.ModuleList):
+            for conv, k, b in zip(layer, np.split(oihw, T), np.split(bias, T)):
+                set_(conv.weight, k)
+                set_(conv.bias, b)
+        else:
+            set_(layer.weight, oihw)
+            set_(layer.bias, bias)
+    _, h, w, ch = keras_model.get_layer("flatten").input.shape
+    kernel, bias = _keras_joined(keras_model, "fc6", T)
+    kernel = kernel.reshape(h, w, ch, -1).transpose(2, 0, 1, 3).reshape(h * w * ch, -1)
+    set_(torch_model.fc6.weight, kernel.T)
+    set_(torch_model.fc6.bias, bias)
+    for name in ("fc7", "fc8"):
+        kernel, bias = _keras_joined(keras_model, name, 1 if name == "fc8" else T)
+        set_(getattr(torch_model, name).weight, kernel.T)
+        set_(getattr(torch_model, name).bias, bias)
+
+
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Times one benchmark cell (see keras_alexnet.bench.cell_spec for the keys)."""
+    threads = spec["threads"]
+    if threads:
+        # Both before any parallel work, or PyTorch refuses the inter-op setting.
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(threads)
+    use_gpu = spec["device"] != "cpu" and torch.cuda.is_available()
+    device = torch.device("cuda" if use_gpu else "cpu")
+    bench = load_standalone("bench")  # the Keras worker's timing and memory helpers
+    config = load_standalone("config").AlexNetConfig.from_dict(spec["config"])
+    train = spec["mode"] == "train"
+    if train:
+        config = config.replace(classifier_activation=None)  # CrossEntropyLoss takes logits
+    torch.manual_seed(0)
+    variant = spec["torch_variant"] or "grouped"  # see keras_alexnet.bench.TORCH_VARIANTS
+    model = TorchAlexNet(config, grouped=variant.startswith("grouped")).to(device)
+    fmt = torch.channels_last if variant.endswith("+cl") else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    b, s = spec["batch_size"], config.input_size
+    # Synthetic mean-subtracted pixels on the 0..255 scale, as the Keras side uses.
+    x = (torch.randn(b, 3, s, s, device=device) * 60).contiguous(memory_format=fmt)
+    y = torch.randint(0, config.num_classes, (b,), device=device)
+    if train:
+        model.train()
+        # torch.optim.SGD with momentum and weight_decay is PaperSGD's coupled rule: PyTorch
+        # keeps v' = m v' + g + wd w, w -= lr v', i.e. v' = -v / lr for the paper's v, the same
+        # trajectory at a fixed learning rate. PaperSGD decays kernels only, so biases get none.
+        decayed = [p for p in model.parameters() if p.dim() >= 2]
+        others = [p for p in model.parameters() if p.dim() < 2]
+        opt = torch.optim.SGD(
+            [{"params": decayed, "weight_decay": spec["weight_decay"]},
+             {"params": others, "weight_decay": 0.0}],
+            lr=spec["learning_rate"], momentum=spec["momentum"],
+        )
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+    else:
+        model.eval()
+
+        def step() -> None:
+            with torch.inference_mode():
+                model(x)
+
+    def run() -> None:
+        step()
+        if use_gpu:
+            torch.cuda.synchronize()
+
+    times = bench.time_steps(run, spec["warmup_steps"], spec["steps"])
+    return {
+        "images_per_s": b * len(times) / sum(times),
+        "step_seconds": times,
+        "peak_rss_mib": bench.peak_rss_mib(),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "device": torch.cuda.get_device_name() if use_gpu else "cpu",
+        "version": torch.__version__,
+        "variant": variant,
+    }
+
+
+_SPEC = flags.DEFINE_string("spec", None, "JSON cell spec from keras_alexnet.bench.", required=True)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    spec = json.loads(_SPEC.value)
+    load_standalone("bench").write_json(spec["result_path"], measure(spec))
+
+
+if __name__ == "__main__":
+    app.run(main)
