@@ -9,8 +9,32 @@ from typing import Any
 ACTIVATIONS = ("relu", "tanh")
 
 
+class ConfigMixin:
+    """`replace`, `to_dict` and `to_json` for the frozen config dataclasses."""
+
+    def replace(self, **changes: Any) -> Any:
+        """Returns a copy with `changes` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def check_fields(cls: type, values: dict[str, Any]) -> None:
+    """Raises a one-line `ValueError` naming keys of `values` that `cls` has no field for."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(
+            f"Unknown {cls.__name__} field(s) {unknown}; valid fields are {sorted(names)}."
+        )
+
+
 @dataclasses.dataclass(frozen=True)
-class AlexNetConfig:
+class AlexNetConfig(ConfigMixin):
     """Architecture of the network. Defaults are the paper's (Section 3, Figure 2).
 
     Filter and unit counts are totals over all towers; each tower holds
@@ -68,25 +92,10 @@ class AlexNetConfig:
         """Zero rows/columns added at the bottom/right so the last conv1 window fits."""
         return (-(self.input_size - self.conv_kernel_sizes[0])) % self.conv1_stride
 
-    def replace(self, **changes: Any) -> AlexNetConfig:
-        """Returns a copy with `changes` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AlexNetConfig:
         """Builds a config from `to_dict()` output; unknown keys are a `ValueError`."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(
-                f"Unknown AlexNetConfig field(s) {unknown}; valid fields are {sorted(names)}."
-            )
+        check_fields(cls, values)
         fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         return cls(**fixed)
 

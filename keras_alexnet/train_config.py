@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from collections.abc import Sequence
 from typing import Any
 
-from keras_alexnet.config import AlexNetConfig
+from keras_alexnet.config import AlexNetConfig, ConfigMixin, check_fields
 from keras_alexnet.optim import PAPER_LEARNING_RATE, PAPER_MOMENTUM, PAPER_WEIGHT_DECAY
 
 ON_EXHAUSTED = ("stop", "continue")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigMixin):
     """Everything one training run needs. Defaults follow the paper (Section 5)."""
 
     # The network (Section 3); trained with logits, exported with softmax.
@@ -61,23 +60,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _validate(self)
 
-    def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Inverse of `to_dict()`; unknown keys are a `ValueError`."""
+        check_fields(cls, values)
         values = dict(values)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"Unknown TrainConfig field(s) {unknown}; valid: {sorted(names)}.")
         if isinstance(values.get("model"), dict):
             values["model"] = AlexNetConfig.from_dict(values["model"])
         return cls(**values)
