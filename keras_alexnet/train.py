@@ -158,7 +158,7 @@ def train(
 
     writers = RunWriters(write_dir / "logs")
     writers.config_text(int(step), config.to_json())
-    train_step = _make_train_step(model, optimizer, strategy, config.batch_size,
+    train_step = make_train_step(model, optimizer, strategy, config.batch_size,
                                   min(TOP_K[1], info.num_classes))
     loop = _Loop(config, source, model, optimizer, schedule, manager, writers,
                  step, epoch, batches_done, steps_per_epoch, on_step_end, write_dir / LOG_FILE)
@@ -210,8 +210,25 @@ def _open_source(config: TrainConfig):
     return open_source(config.data, image_size=config.data_image_size)
 
 
-def _make_train_step(model, optimizer, strategy, global_batch: int, top_k: int):
-    """A compiled step: forward, sparse cross-entropy on logits, gradients, PaperSGD."""
+def make_train_step(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    strategy: tf.distribute.Strategy,
+    global_batch: int,
+    top_k: int,
+) -> Callable:
+    """A compiled step: forward, sparse cross-entropy on logits, gradients, PaperSGD.
+
+    Args:
+      model: a logits model (`classifier_activation=None`), built under `strategy.scope()`.
+      optimizer: its optimizer (slots already built, so they sit with their weights).
+      strategy: the distribution strategy the step runs under (`strategy.run`).
+      global_batch: the batch over all replicas; the loss is the mean over it.
+      top_k: k of the top-k hit count the step also returns.
+
+    Returns:
+      `step(batch) -> (loss, top-1 hits, top-k hits)`, a `tf.function`.
+    """
 
     def replica_step(images, labels):
         logits = tf.cast(model(images, training=True), tf.float32)

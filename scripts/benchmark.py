@@ -7,6 +7,8 @@
 Prints the results table, writes the JSON report (--json_out) and rewrites the generated
 section of docs/PERFORMANCE.md (--markdown). Every measurement runs in a fresh process per
 framework (see keras_alexnet/bench.py); --backend=jax runs the Keras side under JAX.
+Training under the distribution modes towers and mirrored (keras_alexnet/distribute.py) is
+measured on two logical CPU devices, or on two GPUs where visible (--dist_modes).
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ _PRECISION = flags.DEFINE_enum(
 _NOTE = flags.DEFINE_string("note", "", "A line shown above the table (e.g. 'busy machine').")
 _DEVICE = flags.DEFINE_enum("device", "auto", ["auto", "cpu"], "cpu hides GPUs from both.")
 _PIPELINE = flags.DEFINE_bool("pipeline", True, "Also measure training on prepared shards.")
+_DIST_MODES = flags.DEFINE_list(
+    "dist_modes", list(bench.DIST_MODES),
+    "Distribution modes timed next to 'single' on two devices (two GPUs if visible, else two "
+    "logical CPUs), at batch 128 (or the largest); '' for none.",
+)
 _JSON_OUT = flags.DEFINE_string("json_out", None, "Report path (default docs/benchmark.json).")
 _MARKDOWN = flags.DEFINE_string(
     "markdown", None, "Markdown file whose results section is rewritten (default "
@@ -101,6 +108,7 @@ def settings_from_flags() -> bench.BenchSettings:
             jit_update=_JIT_UPDATE.value, backend=_BACKEND.value,
             torch_variants=variants, device=_DEVICE.value, precision=_PRECISION.value,
             pipeline=_PIPELINE.value,
+            dist_modes=tuple(_DIST_MODES.value),
         )
     except ValueError as e:
         raise app.UsageError(str(e)) from None

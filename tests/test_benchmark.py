@@ -9,18 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from keras_alexnet import AlexNetConfig, build_alexnet
+from keras_alexnet import AlexNetConfig, build_alexnet, distribute
 from keras_alexnet.bench import (
+    DIST_BASELINE,
+    DIST_MODES,
     RESULTS_BEGIN,
     RESULTS_END,
     TINY_CONFIG,
     BenchSettings,
     cell_spec,
-    layer_macs,
-    make_step,
     summarize,
     update_markdown,
 )
+from keras_alexnet.bench_workers import layer_macs, make_step
 
 _ROOT = Path(__file__).resolve().parents[1]
 _HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -145,6 +146,20 @@ def test_tiny_benchmark_end_to_end(tmp_path):
     pipeline = report["pipeline"]
     if pipeline.get("available"):
         assert pipeline["train_real"]["median"] > 0 and pipeline["pipeline_images_per_s"] > 0
+    # Issue 5: every distribution mode trains, on the two logical CPU devices.
+    dist = report["distribution"]
+    assert dist["batch_size"] == 2
+    modes = {r["dist_mode"]: r for r in dist["results"]}
+    assert set(modes) == {"single", "towers", "mirrored"}
+    for entry in modes.values():
+        assert entry["errors"] == [] and entry["images_per_s"]["median"] > 0
+        assert len(entry["devices"]) == 2 and all("CPU" in d for d in entry["devices"])
+    assert modes["towers"]["tower_devices"] == modes["towers"]["devices"]
+    assert (modes["single"]["replicas"], modes["mirrored"]["replicas"]) == (1, 2)
+    assert modes["single"]["vs_single"] == 1.0
+    text = (tmp_path / "PERFORMANCE.md").read_text()
+    assert "Distribution modes on two logical CPU devices" in text
+    assert "| mirrored | 2 replicas, global batch split |" in text
 
 
 def test_tiny_benchmark_keras_on_jax_backend(tmp_path):
@@ -154,3 +169,11 @@ def test_tiny_benchmark_keras_on_jax_backend(tmp_path):
     assert [(r["framework"], r["mode"]) for r in report["results"]] == [("keras", "train")]
     assert all("jax" in r["variant"] and r["images_per_s"]["median"] > 0
                for r in report["results"])
+    assert report["distribution"]["results"] == []
+    assert "TensorFlow" in report["distribution"]["reason"]
+
+
+def test_dist_modes_are_modes_of_the_distribute_module():
+    assert {DIST_BASELINE, *DIST_MODES} <= set(distribute.MODES)
+    with pytest.raises(ValueError, match="dist_modes=.*multi_worker"):
+        BenchSettings(config=AlexNetConfig(**TINY_CONFIG).to_dict(), dist_modes=("multi_worker",))
