@@ -251,3 +251,29 @@ def test_jax_backend_forward_equals_tensorflow(tmp_path):
         check=True, env=env, timeout=300,
     )
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.asarray(model(x)), atol=1e-5)
+
+
+WITHOUT_TENSORFLOW = """
+import sys
+sys.modules["tensorflow"] = None  # `import tensorflow` now fails, as on a JAX-only machine
+import numpy as np
+import keras
+import keras_alexnet as ka
+assert keras.backend.backend() == "jax"
+assert not hasattr(ka, "train")  # the tf.data/tf.function parts are not imported
+config = ka.AlexNetConfig(
+    input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32), num_classes=5
+)
+model = ka.build_alexnet(config)
+model.compile(optimizer=ka.PaperSGD(), loss="sparse_categorical_crossentropy")
+x = np.random.default_rng(0).normal(0, 50, (4, 67, 67, 3)).astype("float32")
+before = np.array(model.get_layer("fc8").kernel)
+model.train_on_batch(x, np.array([0, 1, 2, 3]))
+assert not np.allclose(before, np.asarray(model.get_layer("fc8").kernel))
+"""
+
+
+def test_model_and_optimizer_import_and_train_without_tensorflow():
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW], check=True, env=env, timeout=300)
