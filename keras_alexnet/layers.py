@@ -7,6 +7,11 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_alexnet.config import AlexNetConfig
+
+# Section 3.3's constants live in AlexNetConfig; the layer's defaults are read from there.
+_PAPER = AlexNetConfig()
+
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -23,10 +28,10 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def __init__(
         self,
-        depth_radius: int = 2,
-        bias: float = 2.0,
-        alpha: float = 1e-4,
-        beta: float = 0.75,
+        depth_radius: int = _PAPER.lrn_depth_radius,
+        bias: float = _PAPER.lrn_bias,
+        alpha: float = _PAPER.lrn_alpha,
+        beta: float = _PAPER.lrn_beta,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
