@@ -209,27 +209,6 @@ def write_per_class_csv(
     return path
 
 
-def load_model_for_eval(path: str | os.PathLike) -> keras.Model:
-    """Loads a model to evaluate from `path`.
-
-    Supported: `.keras` files (`model.save`). Extension point: add other checkpoint kinds
-    (e.g. `tf.train` checkpoints of the training loop) here, so `scripts/evaluate.py` and
-    `evaluate` callers get them for free.
-    """
-    # Registers our serializable classes (AlexNet, LRN, PaperSGD) before deserializing.
-    import keras_alexnet.model  # noqa: F401
-    import keras_alexnet.optim  # noqa: F401
-
-    path = Path(path)
-    if path.suffix == ".keras":
-        if not path.is_file():
-            raise ValueError(f"No model file at {str(path)!r}.")
-        return keras.saving.load_model(path, compile=False)
-    raise ValueError(
-        f"Cannot load {str(path)!r}: only .keras model files are supported for evaluation."
-    )
-
-
 def _as_models(model_or_models: keras.Model | Sequence[keras.Model]) -> list[keras.Model]:
     models = (
         [model_or_models] if isinstance(model_or_models, keras.Model) else list(model_or_models)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from absl import app, flags, logging
 
-from keras_alexnet.evaluate import evaluate, load_model_for_eval, write_per_class_csv
+from keras_alexnet.evaluate import evaluate, write_per_class_csv
+from keras_alexnet.loading import load_model
 
 _CHECKPOINT = flags.DEFINE_multi_string(
-    "checkpoint", None, "Model to evaluate (.keras file); repeat to average several models.",
+    "checkpoint", None, "Model to evaluate: a .keras file or a training run's checkpoints/ "
+    "directory (its newest checkpoint); repeat to average several models.",
     required=True,
 )
 _DATA = flags.DEFINE_string(
@@ -38,7 +40,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"--batch_size={_BATCH_SIZE.value} must be at least 1.")
     from keras_alexnet.data import open_source  # the data package is heavy; import on use
 
-    models = [load_model_for_eval(path) for path in _CHECKPOINT.value]
+    models = [load_model(path) for path in _CHECKPOINT.value]
     input_size = models[0].input_shape[1]
     if any(m.input_shape != models[0].input_shape for m in models):
         raise app.UsageError("All --checkpoint models must take the same input shape.")

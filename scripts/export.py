@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from absl import app, flags, logging
 
-from keras_alexnet import export
+from keras_alexnet import export, loading
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras model file (model.save).")
 _CHECKPOINT = flags.DEFINE_string(
@@ -33,11 +33,11 @@ def main(argv: list[str]) -> None:
 
     data, image_size = _DATA.value, None
     if _CHECKPOINT.value and data is None:
-        run = export.read_run_config(_CHECKPOINT.value)
+        run = loading.read_run_config(_CHECKPOINT.value)
         data, image_size = run.get("data"), run.get("data_image_size")
     if not data:
         raise app.UsageError("Pass --data: the class names and mean image come from the data.")
-    model = export.load_model(_MODEL.value or _CHECKPOINT.value)
+    model = loading.load_model(_MODEL.value or _CHECKPOINT.value)
     info = open_source(data, **({"image_size": image_size} if image_size else {})).info
     path = export.export_savedmodel(
         model, _EXPORT_ROOT.value, _NAME.value, _VERSION.value, class_names=info.class_names,

@@ -48,11 +48,11 @@ def main(argv: list[str]) -> None:
             raise app.UsageError(f"--{flag.name}={flag.value} must be at least 1.")
     import numpy as np
 
-    from keras_alexnet import analysis, export
+    from keras_alexnet import analysis, loading
 
     out = Path(_OUT_DIR.value)
     tb_dir = out / "tensorboard"
-    model = export.load_model(_MODEL.value or _CHECKPOINT.value)
+    model = loading.load_model(_MODEL.value or _CHECKPOINT.value)
 
     figures: dict[str, np.ndarray] = {}
 
@@ -74,12 +74,12 @@ def _data_figures(model, what: set[str], out: Path, save) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from keras_alexnet import analysis, export, retrieval
+    from keras_alexnet import analysis, loading, retrieval
     from keras_alexnet.data import augment, open_source
 
     data, image_size = _DATA.value, None
     if data is None and _CHECKPOINT.value:
-        run = export.read_run_config(_CHECKPOINT.value)
+        run = loading.read_run_config(_CHECKPOINT.value)
         data, image_size = run.get("data"), run.get("data_image_size")
     if not data:
         raise app.UsageError("Pass --data for predictions, neighbours and the projector.")

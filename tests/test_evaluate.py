@@ -18,13 +18,13 @@ from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.evaluate import (
     evaluate,
     evaluate_predictions,
-    load_model_for_eval,
     outputs_logits,
     predict_batches,
     topk_correct,
     topk_error,
     write_per_class_csv,
 )
+from keras_alexnet.loading import load_model
 from keras_alexnet.model import build_alexnet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,16 +246,16 @@ def test_evaluate_tiny_alexnet(ten_crop, tmp_path):
     # Through a .keras file, as scripts/evaluate.py loads checkpoints.
     path = tmp_path / "tiny.keras"
     model.save(path)
-    loaded = load_model_for_eval(path)
+    loaded = load_model(path)
     again = np.concatenate([p for p, _ in predict_batches(loaded, dataset, ten_crop=ten_crop)])
     np.testing.assert_allclose(again, probs, rtol=1e-5, atol=1e-7)
 
 
-def test_load_model_for_eval_errors(tmp_path):
+def test_load_model_errors(tmp_path):
     with pytest.raises(ValueError, match="No model file"):
-        load_model_for_eval(tmp_path / "missing.keras")
-    with pytest.raises(ValueError, match="only .keras"):
-        load_model_for_eval(tmp_path / "ckpt-3")
+        load_model(tmp_path / "missing.keras")
+    with pytest.raises(ValueError, match="No checkpoint found"):
+        load_model(tmp_path / "ckpt-3")
 
 
 def _write_idx(path, array, magic):
@@ -293,7 +293,7 @@ def test_evaluate_script_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The same evaluation in this process gives the same lines.
     source = open_source(f"fashion_mnist:{data_dir}")
-    models = [load_model_for_eval(p) for p in paths]
+    models = [load_model(p) for p in paths]
     expected = [
         evaluate(models, source.eval_dataset(4, TINY.input_size, ten_crop=t), ten_crop=t)
         for t in (False, True)

@@ -19,11 +19,8 @@ from data_fixtures import WNIDS, make_imagenet
 from PIL import Image
 
 from keras_alexnet import AlexNetConfig, build_alexnet
-from keras_alexnet.export import (
-    export_savedmodel,
-    load_keras_model,
-    model_from_checkpoint,
-)
+from keras_alexnet.export import export_savedmodel
+from keras_alexnet.loading import load_keras_model, model_from_checkpoint
 from keras_alexnet.train import model_state
 from keras_alexnet.train_config import TrainConfig
 

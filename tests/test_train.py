@@ -12,9 +12,10 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from keras_alexnet import analysis
 from keras_alexnet.data.pipeline import DatasetInfo, Source
-from keras_alexnet.evaluate import evaluate, load_model_for_eval
-from keras_alexnet.summaries import conv1_kernel_grid
+from keras_alexnet.evaluate import evaluate
+from keras_alexnet.loading import load_model
 from keras_alexnet.train import NonFiniteLossError, read_train_log, train
 from keras_alexnet.train_config import TrainConfig, apply_overrides, preset
 
@@ -96,7 +97,7 @@ def test_training_lowers_the_loss(stripes_run, stripes):
     assert got == pytest.approx(r.history[-1]["val_loss"], rel=1e-4)
     # The saved .keras model is the returned one.
     images, _ = next(iter(stripes.eval_dataset(8, r.model.input_shape[1])))
-    loaded = load_model_for_eval(r.model_path)
+    loaded = load_model(r.model_path)
     np.testing.assert_allclose(loaded.predict(images, verbose=0),
                                r.model.predict(images, verbose=0), rtol=1e-5, atol=1e-7)
     log = read_train_log(r.work_dir)
@@ -124,20 +125,8 @@ def test_tensorboard_has_expected_tags(stripes_run):
     assert val == pytest.approx([h["val_top1_error"] for h in r.history])
     # The last conv1 image is the trained model's kernel grid (PNG round trip is lossless).
     png = tf.make_ndarray(train_events.Tensors("conv1_kernels")[-1].tensor_proto)[2]
-    np.testing.assert_array_equal(tf.io.decode_png(png).numpy(), conv1_kernel_grid(r.model))
-
-
-def test_conv1_kernel_grid_matches_numpy(stripes_run):
-    model = stripes_run.model
-    grid = conv1_kernel_grid(model, columns=3, pad=1)
-    k = 11
-    # 2 towers of 4 kernels in rows of 3: 2 rows each, towers stacked with a 2-pixel gap.
-    assert grid.dtype == np.uint8
-    assert grid.shape == (2 * (2 * (k + 1) + 1) + 2, 3 * (k + 1) + 1, 3)
-    w = model.get_layer("conv1_t1").kernel.numpy()[..., 3]  # tower 1, kernel 3: row 1, col 0
-    expected = np.round(255 * (w - w.min()) / (w.max() - w.min())).astype(np.uint8)
-    top = (2 * (k + 1) + 1) + 2 + 1 + (k + 1)
-    np.testing.assert_array_equal(grid[top:top + k, 1:1 + k], expected)
+    want = analysis.kernel_grid(analysis.conv1_kernels(r.model))
+    np.testing.assert_array_equal(tf.io.decode_png(png).numpy(), want)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(stripes, tmp_path):
