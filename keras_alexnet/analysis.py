@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import keras
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from keras_alexnet.files import atomic_path
 from keras_alexnet.model import tower_suffix
 
 BACKGROUND = (255, 255, 255)
@@ -28,17 +28,9 @@ TOP_K = 5  # Figure 4 shows the five most probable labels.
 
 def write_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     """Writes a uint8 (H, W, 3) array as PNG, atomically (temp name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def write_image_summaries(log_dir: str | os.PathLike, images: dict[str, np.ndarray],

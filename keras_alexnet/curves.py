@@ -5,10 +5,11 @@ TensorBoard is the live view; this is the static one a results page can embed (d
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from keras_alexnet.files import atomic_path
 
 SPLITS = ("train", "validation")
 # (panel title, tags drawn in it, y scale): the figure's three panels.
@@ -93,12 +94,9 @@ def plot_curves(scalars: dict[str, tuple[np.ndarray, np.ndarray]], path: str | P
             ax.legend(fontsize=8)
     if title:
         figure.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    figure.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return Path(path)
 
 
 def _scalar(proto) -> float | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_alexnet.files import atomic_path
 
 TIE_RULES = ("pessimistic", "optimistic")
 # Section 6 reports top-1 and top-5 error.
@@ -191,21 +192,14 @@ def write_per_class_csv(
             f"Got {len(class_names)} class names for {num_classes} classes; pass one per class."
         )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["class_index", "class_name", "num_examples", "top1_accuracy",
-                             f"top{result.top5_k}_accuracy"])
-            for c in range(num_classes):
-                writer.writerow([c, class_names[c], int(result.per_class_count[c]),
-                                 _fmt(result.per_class_accuracy[c]),
-                                 _fmt(result.per_class_top5_accuracy[c])])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class_index", "class_name", "num_examples", "top1_accuracy",
+                         f"top{result.top5_k}_accuracy"])
+        for c in range(num_classes):
+            writer.writerow([c, class_names[c], int(result.per_class_count[c]),
+                             _fmt(result.per_class_accuracy[c]),
+                             _fmt(result.per_class_top5_accuracy[c])])
     return path
 
 

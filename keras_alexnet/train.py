@@ -17,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +29,7 @@ from absl import logging
 
 from keras_alexnet import distribute as kd
 from keras_alexnet.evaluate import TOP_K, predict_batches, topk_correct
+from keras_alexnet.files import atomic_path
 from keras_alexnet.model import build_alexnet
 from keras_alexnet.optim import PaperSGD
 from keras_alexnet.schedule import EXHAUSTED, REDUCE, STOP, PlateauSchedule
@@ -419,22 +418,10 @@ def _truncate_log(path: Path, step: int) -> None:
 
 
 def _save_keras_atomic(model: keras.Model, path: Path) -> None:
-    # Keras insists on the .keras suffix, so the temporary name keeps it.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
+    with atomic_path(path, suffix=".keras") as tmp:  # Keras insists on the suffix
         model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
