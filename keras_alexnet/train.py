@@ -279,10 +279,13 @@ class _Loop:
                 return ds.take(self.steps_per_epoch * per_step).skip(done * per_step)
 
             batches = kd.distribute_dataset(strategy, shard, c.batch_size)
-            bar = (keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=["images/s"])
+            # On a mid-epoch resume the bar counts only the batches left: Progbar times its ETA
+            # and weights its running loss from batch 0, so starting it at `done` skews both.
+            bar = (keras.utils.Progbar(self.steps_per_epoch - done, stateful_metrics=["images/s"])
                    if c.progress_bar else None)
             if bar:
-                print(f"Epoch {e + 1}/{c.epochs}")
+                resumed = f" (resumed after batch {done})" if done else ""
+                print(f"Epoch {e + 1}/{c.epochs}{resumed}")
             sums = np.zeros(3)
             epoch_start = time.monotonic()
             window_start, window_steps, window_loss = time.monotonic(), 0, 0.0
@@ -309,7 +312,8 @@ class _Loop:
                     if bar:
                         since = time.monotonic() - epoch_start
                         rate = (int(self.batches_done) - done) * c.batch_size / max(since, 1e-9)
-                        bar.update(int(self.batches_done), [("loss", loss), ("images/s", rate)])
+                        bar.update(int(self.batches_done) - done,
+                                   [("loss", loss), ("images/s", rate)])
                     if s % c.log_every_steps == 0:
                         elapsed = time.monotonic() - window_start
                         ips = window_steps * c.batch_size / max(elapsed, 1e-9)

@@ -145,12 +145,17 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(stripes, tmp_path)
     assert all(np.isfinite(e["loss"]) for e in read_train_log(tmp_path))
 
 
-def test_time_budget_stops_after_a_step(stripes, tmp_path):
+def test_time_budget_stops_after_a_step(stripes, tmp_path, capsys):
     result = train(stripes_config(tmp_path, max_train_seconds=1e-9), source=stripes)
     assert (result.stop_reason, result.step, result.epoch) == ("time_budget", 1, 0)
     # The checkpoint holds the mid-epoch position, so a rerun continues from step 1.
-    again = train(stripes_config(tmp_path, max_train_seconds=1e-9), source=stripes)
+    capsys.readouterr()
+    again = train(stripes_config(tmp_path, max_train_seconds=1e-9, progress_bar=True),
+                  source=stripes)
     assert (again.step, again.epoch) == (2, 0)
+    # The bar counts the 15 batches left, so its ETA and mean loss cover only this run's steps.
+    out = capsys.readouterr().out
+    assert "Epoch 1/2 (resumed after batch 1)" in out and "1/15" in out and "2/16" not in out
 
 
 def test_ten_crop_validation_matches_evaluate(stripes, tmp_path):
