@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
+import importlib.util
 import json
 import math
 import os
@@ -27,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 MODES = ("train", "infer")
@@ -142,13 +145,20 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
             "runs": list(values)}
 
 
+@functools.cache
+def _files() -> ModuleType:
+    """keras_alexnet/files.py loaded by path: importing the package would pull in Keras."""
+    spec = importlib.util.spec_from_file_location("_keras_alexnet_files",
+                                                  Path(__file__).with_name("files.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Writes `obj` as JSON atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    with _files().atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def machine_info() -> dict[str, Any]:
@@ -500,9 +510,7 @@ def update_markdown(path: str | os.PathLike, table: str) -> None:
                          f"({RESULTS_BEGIN!r} and {RESULTS_END!r}) or remove it.")
     else:
         text = text.rstrip("\n") + "\n\n## Latest results\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with _files().atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 

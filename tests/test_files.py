@@ -25,3 +25,12 @@ def test_atomic_path_keeps_the_old_file_on_error(tmp_path):
         raise RuntimeError("writer died")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.keras"]
+
+
+def test_atomic_path_gives_the_usual_permissions(tmp_path):
+    # Not mkstemp's private 0600: what a plain open() gives under this process's umask.
+    with atomic_path(tmp_path / "a.txt") as tmp:
+        tmp.write_text("x")
+    (tmp_path / "b.txt").write_text("x")
+    modes = {name: (tmp_path / name).stat().st_mode & 0o777 for name in ("a.txt", "b.txt")}
+    assert modes["a.txt"] == modes["b.txt"] != 0o600

@@ -34,6 +34,7 @@ from keras_alexnet.data.imagenet import (
     scan_imagenet,
 )
 from keras_alexnet.data.stats import PixelSums, finalize
+from keras_alexnet.files import atomic_path
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -77,9 +78,8 @@ class _Shard:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _plan(layout: Layout, image_size: int, quality: int, per_shard: int) -> list[_Shard]:
@@ -112,8 +112,20 @@ def _write_shard(args: tuple[str, _Shard]) -> dict:
     sums = PixelSums(shard.image_size)
     per_class: Counter = Counter()
     broken = []
-    tmp = out / f".{shard.name}.tfrecord.tmp{os.getpid()}"
-    with tf.io.TFRecordWriter(str(tmp)) as writer:
+    with atomic_path(out / f"{shard.name}.tfrecord") as tmp:
+        _write_records(tf, tmp, shard, sums, per_class, broken)
+        if shard.split == "train":
+            with atomic_path(out / f"{shard.name}.stats.npz", suffix=".tmp.npz") as tmp_stats:
+                sums.save(tmp_stats)
+    meta = {"fingerprint": shard.fingerprint, "num_examples": sum(per_class.values()),
+            "per_class": dict(per_class), "broken": broken, "num_files": len(shard.examples)}
+    _atomic_write(out / f"{shard.name}.json", json.dumps(meta))
+    return meta
+
+
+def _write_records(tf, path: Path, shard: _Shard, sums: PixelSums, per_class: Counter,
+                   broken: list) -> None:
+    with tf.io.TFRecordWriter(str(path)) as writer:
         for ex in shard.examples:
             try:
                 encoded = encode_jpeg(load_resized(ex.path, shard.image_size), shard.quality)
@@ -133,15 +145,6 @@ def _write_shard(args: tuple[str, _Shard]) -> dict:
             writer.write(tf.train.Example(
                 features=tf.train.Features(feature=feature)).SerializeToString())
             per_class[ex.wnid] += 1
-    if shard.split == "train":
-        tmp_stats = out / f".{shard.name}.stats.tmp{os.getpid()}.npz"
-        sums.save(tmp_stats)
-        tmp_stats.replace(out / f"{shard.name}.stats.npz")
-    tmp.replace(out / f"{shard.name}.tfrecord")
-    meta = {"fingerprint": shard.fingerprint, "num_examples": sum(per_class.values()),
-            "per_class": dict(per_class), "broken": broken, "num_files": len(shard.examples)}
-    _atomic_write(out / f"{shard.name}.json", json.dumps(meta))
-    return meta
 
 
 def _bytes(tf, value: bytes):
