@@ -157,8 +157,7 @@ def _files() -> ModuleType:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Writes `obj` as JSON atomically (temp file, then rename)."""
-    with _files().atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    _files().write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def machine_info() -> dict[str, Any]:
@@ -510,7 +509,6 @@ def update_markdown(path: str | os.PathLike, table: str) -> None:
                          f"({RESULTS_BEGIN!r} and {RESULTS_END!r}) or remove it.")
     else:
         text = text.rstrip("\n") + "\n\n## Latest results\n\n" + block + "\n"
-    with _files().atomic_path(path) as tmp:
-        tmp.write_text(text)
+    _files().write_text_atomic(path, text)
 
 

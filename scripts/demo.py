@@ -19,6 +19,7 @@ import time
 
 from absl import app, flags, logging
 
+from keras_alexnet.files import write_text_atomic
 from keras_alexnet.train_config import apply_overrides, preset
 
 _TRAIN_MINUTES = flags.DEFINE_float(
@@ -73,7 +74,7 @@ def main(argv: list[str]) -> None:
         center.num_examples, "test_accuracy_ten_crop": ten.top1_accuracy,
         "ten_crop_images": ten.num_examples, "savedmodel": export_dir,
     }
-    (result.work_dir / "demo_results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(result.work_dir / "demo_results.json", json.dumps(summary, indent=2) + "\n")
     print()
     print(f"Trained to step {result.step} ({result.step * config.batch_size} images seen, "
           f"{trained_for / 60:.1f} min this run; stopped: {result.stop_reason}).")

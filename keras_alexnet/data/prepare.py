@@ -34,7 +34,7 @@ from keras_alexnet.data.imagenet import (
     scan_imagenet,
 )
 from keras_alexnet.data.stats import PixelSums, finalize
-from keras_alexnet.files import atomic_path
+from keras_alexnet.files import atomic_path, write_text_atomic
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -77,11 +77,6 @@ class _Shard:
         return hashlib.sha1(json.dumps(payload).encode()).hexdigest()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def _plan(layout: Layout, image_size: int, quality: int, per_shard: int) -> list[_Shard]:
     shards = []
     for split in SPLITS:
@@ -119,7 +114,7 @@ def _write_shard(args: tuple[str, _Shard]) -> dict:
                 sums.save(tmp_stats)
     meta = {"fingerprint": shard.fingerprint, "num_examples": sum(per_class.values()),
             "per_class": dict(per_class), "broken": broken, "num_files": len(shard.examples)}
-    _atomic_write(out / f"{shard.name}.json", json.dumps(meta))
+    write_text_atomic(out / f"{shard.name}.json", json.dumps(meta))
     return meta
 
 
@@ -214,8 +209,8 @@ def prepare_imagenet(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.tmp*"):  # left by an interrupted run
         stale.unlink()
-    _atomic_write(out / "dataset.json", json.dumps(identity, indent=2))
-    _atomic_write(out / "classes.tsv", "".join(
+    write_text_atomic(out / "dataset.json", json.dumps(identity, indent=2))
+    write_text_atomic(out / "classes.tsv", "".join(
         f"{i}\t{w}\t{n}\n" for i, (w, n) in enumerate(zip(layout.wnids, layout.names))))
 
     todo = [s for s in shards if not _shard_done(out, s)]
@@ -257,7 +252,7 @@ def _finish(out: Path, layout: Layout, shards: list[_Shard]) -> PrepareResult:
             sums.merge(PixelSums.load(out / f"{s.name}.stats.npz"))
     finalize(sums).save(out)
     broken.sort()
-    _atomic_write(out / "broken.tsv", "".join(f"{p}\t{r}\n" for p, r in broken))
+    write_text_atomic(out / "broken.tsv", "".join(f"{p}\t{r}\n" for p, r in broken))
     manifest = {
         "format": FORMAT_VERSION, "image_size": shards[0].image_size,
         "jpeg_quality": shards[0].quality, "num_classes": len(layout.wnids),
@@ -267,7 +262,7 @@ def _finish(out: Path, layout: Layout, shards: list[_Shard]) -> PrepareResult:
                            "per_class": {w: per_class[split].get(w, 0) for w in layout.wnids}}
                    for split in SPLITS},
     }
-    _atomic_write(out / "manifest.json", json.dumps(manifest, indent=2))
+    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2))
     return PrepareResult(
         str(out), {split: manifest["splits"][split]["num_examples"] for split in SPLITS},
         tuple(broken), num_files,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_alexnet.files import atomic_path, write_text_atomic
+
 
 @dataclasses.dataclass
 class PixelSums:
@@ -94,12 +96,9 @@ class PixelStats:
     def save(self, directory: str | Path) -> None:
         """Writes mean_image.npy and stats.json atomically."""
         directory = Path(directory)
-        tmp = directory / "mean_image.tmp.npy"
-        np.save(tmp, self.mean_image)
-        tmp.replace(directory / "mean_image.npy")
-        tmp = directory / "stats.json.tmp"
-        tmp.write_text(json.dumps(self.to_json_dict(), indent=2))
-        tmp.replace(directory / "stats.json")
+        with atomic_path(directory / "mean_image.npy", suffix=".tmp.npy") as tmp:
+            np.save(tmp, self.mean_image)
+        write_text_atomic(directory / "stats.json", json.dumps(self.to_json_dict(), indent=2))
 
     @classmethod
     def load(cls, directory: str | Path) -> PixelStats:
