@@ -54,12 +54,6 @@ def epoch_batches(
         yield from (ds.take(steps_per_epoch) if steps_per_epoch else ds)
 
 
-def steps_per_epoch(source: Any, config: TrainConfig) -> int:
-    """Full batches in an epoch of `source`, capped by `config.steps_per_epoch`."""
-    steps = source.info.num_train // config.batch_size
-    return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
-
-
 def fit(
     config: TrainConfig,
     *,
@@ -84,7 +78,7 @@ def fit(
     val = source.eval_dataset(config.batch_size, config.model.input_size)
     if config.eval_steps:
         val = val.take(config.eval_steps)
-    steps = steps_per_epoch(source, config)
+    steps = config.epoch_steps(source.info.num_train)
     history = model.fit(
         epoch_batches(source, config.batch_size, config.model.input_size, seed=config.seed,
                       epochs=config.epochs, steps_per_epoch=steps),

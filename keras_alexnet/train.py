@@ -29,7 +29,7 @@ from absl import logging
 
 from keras_alexnet import distribute as kd
 from keras_alexnet.evaluate import TOP_K, predict_batches, topk_correct
-from keras_alexnet.files import atomic_path
+from keras_alexnet.files import atomic_path, write_text_atomic
 from keras_alexnet.model import build_alexnet
 from keras_alexnet.optim import PaperSGD
 from keras_alexnet.schedule import EXHAUSTED, REDUCE, STOP, PlateauSchedule
@@ -52,7 +52,7 @@ class TrainResult:
     model: keras.Model
     history: list[dict[str, Any]]
     step: int
-    epoch: int
+    epoch: int  # complete epochs
     stop_reason: str  # "epochs", "schedule" or "time_budget"
     work_dir: Path
     log_dir: Path
@@ -105,12 +105,12 @@ def train(
             f"model.num_classes={config.model.num_classes} but the data has {info.num_classes} "
             f"classes; set model.num_classes={info.num_classes}."
         )
-    steps_per_epoch = info.num_train // config.batch_size
-    if config.steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
-    if steps_per_epoch < 1:
-        raise ValueError(f"batch_size={config.batch_size} exceeds the {info.num_train} "
-                         "training images; lower batch_size.")
+    if not info.num_eval:
+        # Checked now: validation comes only at the first epoch's end, and a resumed run would
+        # meet the same error there again.
+        raise ValueError(f"{config.data or 'the data source'} has no validation images; the "
+                         "schedule needs them (prepare_imagenet.py reads them from val/).")
+    steps_per_epoch = config.epoch_steps(info.num_train)
 
     work_dir = Path(config.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def train(
         logging.info("Resumed from %s: step %d, epoch %d, batch %d.", latest,
                      int(step), int(epoch) + 1, int(batches_done))
     # Written once the checkpoint (if any) is known to fit this config.
-    _write_atomic(write_dir / CONFIG_FILE, config.to_json() + "\n")
+    write_text_atomic(write_dir / CONFIG_FILE, config.to_json() + "\n")
     _truncate_log(write_dir / LOG_FILE, int(step))
 
     writers = RunWriters(write_dir / "logs")
@@ -273,10 +273,15 @@ class _Loop:
             def shard(batch_size, num_shards, shard_index, e=e, done=done):
                 # Each worker reads its own shard; each step takes one batch per local replica.
                 per_step = c.batch_size // (num_shards * batch_size)
+                total, skip = self.steps_per_epoch * per_step, done * per_step
+                # skip_batches resumes without decoding the skipped images; where undecodable
+                # files are dropped it counts files, not batches, and only .skip() is exact.
+                jump = not self.source.skip_decode_errors
                 ds = self.source.train_dataset(batch_size, c.model.input_size, seed=c.seed,
                                                epoch=e, num_shards=num_shards,
-                                               shard_index=shard_index)
-                return ds.take(self.steps_per_epoch * per_step).skip(done * per_step)
+                                               shard_index=shard_index,
+                                               skip_batches=skip if jump else 0)
+                return ds.take(total - skip) if jump else ds.take(total).skip(skip)
 
             batches = kd.distribute_dataset(strategy, shard, c.batch_size)
             # On a mid-epoch resume the bar counts only the batches left: Progbar times its ETA
@@ -416,16 +421,19 @@ def _truncate_log(path: Path, step: int) -> None:
     if not path.is_file():
         return
     lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    kept = [ln for ln in lines if json.loads(ln)["step"] <= step]
+    kept = [ln for ln in lines if _logged_step(ln) <= step]
     if len(kept) != len(lines):
-        _write_atomic(path, "".join(ln + "\n" for ln in kept))
+        write_text_atomic(path, "".join(ln + "\n" for ln in kept))
+
+
+def _logged_step(line: str) -> float:
+    """The step of a train_log.jsonl line; a line cut short by a kill counts as past any step."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
 
 
 def _save_keras_atomic(model: keras.Model, path: Path) -> None:
     with atomic_path(path, suffix=".keras") as tmp:  # Keras insists on the suffix
         model.save(tmp)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)

@@ -60,6 +60,18 @@ class TrainConfig(ConfigMixin):
     def __post_init__(self) -> None:
         _validate(self)
 
+    def epoch_steps(self, num_train: int) -> int:
+        """Full batches in an epoch of `num_train` images, capped by `steps_per_epoch`.
+
+        Raises:
+          ValueError: if not even one full batch fits.
+        """
+        steps = num_train // self.batch_size
+        if steps < 1:
+            raise ValueError(f"batch_size={self.batch_size} exceeds the {num_train} training "
+                             "images; lower batch_size.")
+        return min(steps, self.steps_per_epoch) if self.steps_per_epoch else steps
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Inverse of `to_dict()`; unknown keys are a `ValueError`."""

@@ -45,20 +45,23 @@ def main(argv: list[str]) -> None:
             config = config.replace(data=_DATA.value)
     except ValueError as e:
         sys.exit(f"error: {e}")
-    if not config.data:
-        sys.exit(f"error: preset {_PRESET.value!r} needs --data (e.g. a folder made by "
-                 "scripts/prepare_imagenet.py, or 'folder:/path/to/imagenet').")
     if _PRINT_CONFIG.value:
         print(config.to_json())
         return
-    from keras_alexnet.train import train  # TensorFlow loads here, after flag checks
+    if not config.data:
+        sys.exit(f"error: preset {_PRESET.value!r} needs --data (e.g. a folder made by "
+                 "scripts/prepare_imagenet.py, or 'folder:/path/to/imagenet').")
+    # TensorFlow loads here, after the flag checks.
+    from keras_alexnet.train import NonFiniteLossError, train
 
     logging.info("Config:\n%s", config.to_json())
     try:
         result = train(config, mode=_MODE.value)
-    except (TimeoutError, ValueError) as e:  # bad TF_CONFIG, unreachable peers, bad config
+    except (TimeoutError, ValueError, NonFiniteLossError) as e:
+        # Bad TF_CONFIG, unreachable peers, bad config or data; a diverged run.
         sys.exit(f"error: {e}")
-    print(f"Stopped ({result.stop_reason}) at step {result.step}, epoch {result.epoch}.")
+    print(f"Stopped ({result.stop_reason}) at step {result.step}, after {result.epoch} "
+          "complete epochs.")
     if result.history:
         last = result.history[-1]
         print(f"Validation top-1 error {100 * last['val_top1_error']:.2f}%, "

@@ -149,6 +149,9 @@ def test_time_budget_stops_after_a_step(stripes, tmp_path, capsys):
     result = train(stripes_config(tmp_path, max_train_seconds=1e-9), source=stripes)
     assert (result.stop_reason, result.step, result.epoch) == ("time_budget", 1, 0)
     # The checkpoint holds the mid-epoch position, so a rerun continues from step 1.
+    # A line cut short by the kill is dropped on resume, not a crash.
+    with (tmp_path / "train_log.jsonl").open("a") as log:
+        log.write('{"step": 2, "epo')
     capsys.readouterr()
     again = train(stripes_config(tmp_path, max_train_seconds=1e-9, progress_bar=True),
                   source=stripes)
@@ -156,6 +159,15 @@ def test_time_budget_stops_after_a_step(stripes, tmp_path, capsys):
     # The bar counts the 15 batches left, so its ETA and mean loss cover only this run's steps.
     out = capsys.readouterr().out
     assert "Epoch 1/2 (resumed after batch 1)" in out and "1/15" in out and "2/16" not in out
+    assert [e["step"] for e in read_train_log(tmp_path)] == [1, 2]
+
+
+def test_data_without_validation_images_is_an_early_error(tmp_path):
+    # Validation first comes at the end of epoch 1: without this check a run (and each
+    # resume of it) would train a whole epoch and then fail.
+    with pytest.raises(ValueError, match="no validation images"):
+        train(stripes_config(tmp_path), source=StripesSource(num_eval=0))
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_ten_crop_validation_matches_evaluate(stripes, tmp_path):
@@ -331,3 +343,11 @@ def test_script_help_and_bad_override():
     assert "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith(
         "error: Unknown config field 'model.nope'")
+
+
+def test_epoch_steps_counts_full_batches():
+    config = preset("tiny").replace(batch_size=4, steps_per_epoch=None)
+    assert config.epoch_steps(11) == 2  # the last 3 images make no full batch
+    assert config.replace(steps_per_epoch=1).epoch_steps(11) == 1
+    with pytest.raises(ValueError, match="batch_size=4 exceeds the 3 training images"):
+        config.epoch_steps(3)
