@@ -10,6 +10,7 @@ drives the same object from `model.fit`.
 from __future__ import annotations
 
 import math
+import shutil
 
 import keras
 import tensorflow as tf
@@ -103,10 +104,12 @@ class PlateauScheduleCallback(keras.callbacks.Callback):
       schedule: the schedule (a fresh paper-default one if None).
       monitor: the epoch log to follow. Names ending in "accuracy" are turned into an error
         (1 - accuracy); anything else (e.g. "val_loss") is used as is.
-      state_dir: if set, the schedule's state is checkpointed here after every epoch and
-        restored when training begins. `keras.callbacks.BackupAndRestore` saves the weights
-        and optimizer (learning rate included) but knows nothing of this callback; put this
-        callback before it in the list, so the backup sees the epoch's new learning rate.
+      state_dir: if set, the schedule's state is checkpointed here after every epoch,
+        restored when training begins and deleted when it ends, as
+        `keras.callbacks.BackupAndRestore` does with its backup: an interrupted run resumes,
+        a finished one does not seed the next. The backup saves the weights and optimizer
+        (learning rate included) but knows nothing of this callback; put this callback
+        before it in the list, so the backup sees the epoch's new learning rate.
     """
 
     def __init__(
@@ -118,14 +121,21 @@ class PlateauScheduleCallback(keras.callbacks.Callback):
         super().__init__()
         self.schedule = schedule or PlateauSchedule()
         self.monitor = monitor
+        self.state_dir = state_dir
         self._manager = None
-        if state_dir is not None:
-            self._manager = tf.train.CheckpointManager(
-                tf.train.Checkpoint(schedule=self.schedule), str(state_dir), max_to_keep=1)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        if self._manager is not None and self._manager.latest_checkpoint:
+        if self.state_dir is None:
+            return
+        # Made here, not in __init__: a manager caches the checkpoint list it found.
+        self._manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(schedule=self.schedule), str(self.state_dir), max_to_keep=1)
+        if self._manager.latest_checkpoint:
             self._manager.checkpoint.restore(self._manager.latest_checkpoint).assert_consumed()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}

@@ -113,6 +113,33 @@ def test_callback_cuts_and_stops_in_fit():
     assert int(callback.schedule.num_reductions.numpy()) == 2
 
 
+def test_callback_state_survives_a_crash_and_is_dropped_at_the_end(tmp_path):
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = np.zeros(32, "int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense")])
+    model.compile(PaperSGD(learning_rate=0.0), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    state = tmp_path / "schedule"
+
+    def run(epochs, *extra):
+        callback = PlateauScheduleCallback(PlateauSchedule(patience=1, max_reductions=2),
+                                           state_dir=str(state))
+        history = model.fit(x, y, validation_data=(x, y), epochs=epochs, verbose=0,
+                            callbacks=[callback, *extra])
+        return len(history.history["loss"])
+
+    def crash(epoch, logs):
+        if epoch == 2:
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        run(10, keras.callbacks.LambdaCallback(on_epoch_begin=crash))  # improved, cut, crash
+    assert list(state.glob("ckpt-*.index"))
+    assert run(10) == 2  # restored with one cut made: cut, stop
+    assert not state.exists()  # finished: the next run starts afresh
+    assert run(10) == 4  # improved, cut, cut, stop
+
+
 def test_callback_names_missing_monitor():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense")])
     model.compile(PaperSGD(), "sparse_categorical_crossentropy")
