@@ -21,10 +21,9 @@ from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.data import augment as aug
 from keras_alexnet.data.pipeline import augment_center
 from keras_alexnet.data.sources import resize_and_center_crop
+from keras_alexnet.evaluate import TOP_K
 from keras_alexnet.model import build_alexnet
 
-# Table 2 and Figure 4 report the five most probable classes.
-TOP_K = 5
 CONFIG_ASSET = "config.json"
 CLASS_INDEX_ASSET = "class_index.tsv"
 # Leading bytes of the formats tf.io.decode_image reads; checked first so that a request with
@@ -84,7 +83,7 @@ class _ServingModule(tf.Module):
         self._image_size = int(mean_image.shape[0])
         self._mean = tf.constant(mean_image, tf.float32)
         self._names = tf.constant(list(class_names), tf.string)
-        self._k = min(TOP_K, config.num_classes)
+        self._k = min(TOP_K[-1], config.num_classes)  # serve the paper's top-5
         self._widths = {"probabilities": config.num_classes, "fc7": config.fc_units[-1]}
 
     def probabilities(self, images: tf.Tensor) -> tf.Tensor:

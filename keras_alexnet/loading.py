@@ -26,18 +26,58 @@ def load_keras_model(path: str | os.PathLike) -> keras.Model:
     return keras.saving.load_model(path, compile=False)
 
 
-def read_run_config(checkpoint_dir: str | os.PathLike) -> dict:
-    """The JSON of config.json in `checkpoint_dir` or its parent (the training work dir)."""
-    d = Path(checkpoint_dir)
+def read_run_config(path: str | os.PathLike) -> dict:
+    """The JSON of the training run's config.json, found from the run's files.
+
+    Args:
+      path: a checkpoint directory or prefix (work_dir/checkpoints[/ckpt-12]), a .keras file
+        (work_dir/model.keras) or a folder holding config.json.
+
+    Raises:
+      ValueError: if neither the folder of `path` nor its parent has a config.json.
+    """
+    p = Path(path)
+    d = p if p.is_dir() else p.parent
     for candidate in (d / "config.json", d.parent / "config.json"):
         if candidate.is_file():
             return json.loads(candidate.read_text())
     raise ValueError(f"No config.json in {d} or {d.parent}; pass the model's AlexNetConfig.")
 
 
-def find_config(checkpoint_dir: str | os.PathLike) -> AlexNetConfig:
-    """The model config from config.json in `checkpoint_dir` or its parent."""
-    values = read_run_config(checkpoint_dir)
+def open_run_data(path: str | os.PathLike, data: str | None = None,
+                  image_size: int | None = None):
+    """The data source to evaluate, export or visualise the model at `path` with.
+
+    Args:
+      path: the model (see read_run_config); its run's config.json, if any, gives the defaults.
+      data: a source spec (keras_alexnet.data.open_source); default: the run's data.
+      image_size: the stored image size; default: the run's `data_image_size` when `data` is
+        of the run's kind. The data must be resized as in training: a run trained on
+        72-pixel images and evaluated on crops of 256-pixel ones reports a wrong accuracy.
+
+    Raises:
+      ValueError: if there is no data spec, or open_source rejects it.
+    """
+    from keras_alexnet.data import open_source  # the data package is heavy; import on use
+
+    try:
+        run = read_run_config(path)
+    except ValueError:
+        run = {}
+    if data is None:
+        data = run.get("data")
+    if not data:
+        raise ValueError(f"No data for {str(path)!r}: pass --data (a source spec such as "
+                         "'fashion_mnist'); the run's config.json names none.")
+    same_kind = str(run.get("data", "")).partition(":")[0] == data.partition(":")[0]
+    if image_size is None and same_kind:
+        image_size = run.get("data_image_size")
+    return open_source(data, **({"image_size": image_size} if image_size else {}))
+
+
+def find_config(path: str | os.PathLike) -> AlexNetConfig:
+    """The model config from the run's config.json (see read_run_config)."""
+    values = read_run_config(path)
     # A training work dir's config.json wraps the model config in the run's settings.
     return AlexNetConfig.from_dict(values["model"] if "model" in values else values)
 
@@ -66,7 +106,7 @@ def model_from_checkpoint(checkpoint_dir: str | os.PathLike,
         raise ValueError(f"No checkpoint found at {path!r}; pass a CheckpointManager directory "
                          "or a checkpoint prefix such as ckpt-12.")
     if config is None:
-        config = find_config(path if Path(path).is_dir() else Path(path).parent)
+        config = find_config(path)
     model = build_alexnet(config)
     status = tf.train.Checkpoint(model=model_state(model)).restore(prefix).expect_partial()
     try:

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import sys
+
 from absl import app, flags, logging
 
 from keras_alexnet.evaluate import evaluate, write_per_class_csv
-from keras_alexnet.loading import load_model
+from keras_alexnet.loading import load_model, open_run_data
 
 _CHECKPOINT = flags.DEFINE_multi_string(
     "checkpoint", None, "Model to evaluate: a .keras file or a training run's checkpoints/ "
@@ -17,7 +19,8 @@ _CHECKPOINT = flags.DEFINE_multi_string(
     required=True,
 )
 _DATA = flags.DEFINE_string(
-    "data", None, "Source spec for keras_alexnet.data.open_source.", required=True
+    "data", None, "Source spec for keras_alexnet.data.open_source; default: the training run's "
+    "data (config.json beside the first --checkpoint)."
 )
 _CENTER_CROP = flags.DEFINE_bool("center_crop", True, "Evaluate on the center crop.")
 _TEN_CROP = flags.DEFINE_bool(
@@ -26,6 +29,9 @@ _TEN_CROP = flags.DEFINE_bool(
 _BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", 64, "Images per batch (ten-crop runs 10x as many through the network)."
 )
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", None, "Stored image size the data is resized to before cropping; default: "
+    "the training run's (config.json beside the first --checkpoint), else the source's.")
 _PER_CLASS_CSV = flags.DEFINE_string(
     "per_class_csv", None, "Write per-class accuracy here (of the ten-crop run if there is one)."
 )
@@ -38,13 +44,14 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("Nothing to do: pass --center_crop and/or --ten_crop.")
     if _BATCH_SIZE.value < 1:
         raise app.UsageError(f"--batch_size={_BATCH_SIZE.value} must be at least 1.")
-    from keras_alexnet.data import open_source  # the data package is heavy; import on use
-
-    models = [load_model(path) for path in _CHECKPOINT.value]
+    try:
+        models = [load_model(path) for path in _CHECKPOINT.value]
+        source = open_run_data(_CHECKPOINT.value[0], _DATA.value, _IMAGE_SIZE.value)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     input_size = models[0].input_shape[1]
     if any(m.input_shape != models[0].input_shape for m in models):
         raise app.UsageError("All --checkpoint models must take the same input shape.")
-    source = open_source(_DATA.value)
     num_outputs = models[0].output_shape[-1]
     if num_outputs != source.info.num_classes:
         raise app.UsageError(

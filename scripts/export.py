@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from absl import app, flags, logging
 
 from keras_alexnet import export, loading
@@ -16,7 +18,7 @@ _CHECKPOINT = flags.DEFINE_string(
     "the model config comes from the run's config.json.")
 _DATA = flags.DEFINE_string(
     "data", None, "Source spec (keras_alexnet.data.open_source) giving the class names and the "
-    "mean image; default: the training run's data.")
+    "mean image; default: the training run's data (config.json beside the model).")
 _EXPORT_ROOT = flags.DEFINE_string("export_root", "savedmodels", "TF Serving model base path.")
 _NAME = flags.DEFINE_string("name", "alexnet", "Model name: the directory under export_root.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number; default: the next free one.")
@@ -29,19 +31,16 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if (_MODEL.value is None) == (_CHECKPOINT.value is None):
         raise app.UsageError("Pass exactly one of --model (.keras) or --checkpoint (directory).")
-    from keras_alexnet.data import open_source  # heavy; only needed once flags are valid
-
-    data, image_size = _DATA.value, None
-    if _CHECKPOINT.value and data is None:
-        run = loading.read_run_config(_CHECKPOINT.value)
-        data, image_size = run.get("data"), run.get("data_image_size")
-    if not data:
-        raise app.UsageError("Pass --data: the class names and mean image come from the data.")
-    model = loading.load_model(_MODEL.value or _CHECKPOINT.value)
-    info = open_source(data, **({"image_size": image_size} if image_size else {})).info
-    path = export.export_savedmodel(
-        model, _EXPORT_ROOT.value, _NAME.value, _VERSION.value, class_names=info.class_names,
-        wnids=info.wnids, mean_image=info.mean_image, ten_crop=_TEN_CROP.value)
+    model_path = _MODEL.value or _CHECKPOINT.value
+    try:
+        # The class names and mean image come from the data.
+        info = loading.open_run_data(model_path, _DATA.value).info
+        model = loading.load_model(model_path)
+        path = export.export_savedmodel(
+            model, _EXPORT_ROOT.value, _NAME.value, _VERSION.value, class_names=info.class_names,
+            wnids=info.wnids, mean_image=info.mean_image, ten_crop=_TEN_CROP.value)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     logging.info("SavedModel written to %s", path)
     print(path)
 

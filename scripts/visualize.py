@@ -12,6 +12,7 @@ and the projector files into out_dir/projector (`tensorboard --logdir out_dir/pr
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 from absl import app, flags, logging
@@ -52,7 +53,10 @@ def main(argv: list[str]) -> None:
 
     out = Path(_OUT_DIR.value)
     tb_dir = out / "tensorboard"
-    model = loading.load_model(_MODEL.value or _CHECKPOINT.value)
+    try:
+        model = loading.load_model(_MODEL.value or _CHECKPOINT.value)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
 
     figures: dict[str, np.ndarray] = {}
 
@@ -75,15 +79,12 @@ def _data_figures(model, what: set[str], out: Path, save) -> None:
     import tensorflow as tf
 
     from keras_alexnet import analysis, loading, retrieval
-    from keras_alexnet.data import augment, open_source
+    from keras_alexnet.data import augment
 
-    data, image_size = _DATA.value, None
-    if data is None and _CHECKPOINT.value:
-        run = loading.read_run_config(_CHECKPOINT.value)
-        data, image_size = run.get("data"), run.get("data_image_size")
-    if not data:
-        raise app.UsageError("Pass --data for predictions, neighbours and the projector.")
-    source = open_source(data, **({"image_size": image_size} if image_size else {}))
+    try:
+        source = loading.open_run_data(_MODEL.value or _CHECKPOINT.value, _DATA.value)
+    except ValueError as e:
+        sys.exit(f"error: {e} (predictions, neighbours and the projector need data)")
     info, size, bs = source.info, model.alexnet_config.input_size, _BATCH_SIZE.value
     names = info.class_names
     mean_crop = augment.center_crop(tf.constant(info.mean_image), size).numpy()

@@ -24,8 +24,9 @@ from keras_alexnet.evaluate import (
     topk_error,
     write_per_class_csv,
 )
-from keras_alexnet.loading import load_model
+from keras_alexnet.loading import load_model, open_run_data
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = AlexNetConfig(
@@ -269,12 +270,7 @@ def test_evaluate_script_end_to_end(tmp_path):
     from keras_alexnet.data import open_source
 
     rng = np.random.default_rng(8)
-    data_dir = tmp_path / "fmnist"
-    data_dir.mkdir()
-    for prefix, n in (("train", 12), ("t10k", 15)):
-        _write_idx(data_dir / f"{prefix}-images-idx3-ubyte.gz",
-                   rng.integers(0, 256, (n, 28, 28)), 2051)
-        _write_idx(data_dir / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
+    data_dir = _fashion_mnist_dir(tmp_path / "fmnist", rng)
     config = TINY.replace(num_classes=10, weight_init_std=0.05)
     paths = []
     for seed in (9, 10):
@@ -307,3 +303,41 @@ def test_evaluate_script_end_to_end(tmp_path):
     assert [int(r["num_examples"]) for r in rows] == [2] * 5 + [1] * 5
     np.testing.assert_allclose([float(r["top1_accuracy"]) for r in rows],
                                expected[1].per_class_accuracy, atol=1e-6)
+
+
+def _fashion_mnist_dir(path, rng, sizes=(("train", 12), ("t10k", 15))):
+    path.mkdir()
+    for prefix, n in sizes:
+        _write_idx(path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)),
+                   2051)
+        _write_idx(path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
+    return path
+
+
+def test_open_run_data_resizes_as_the_run_trained(tmp_path):
+    data_dir = _fashion_mnist_dir(tmp_path / "fmnist", np.random.default_rng(3))
+    work = tmp_path / "run"
+    (work / "checkpoints").mkdir(parents=True)
+    run = TrainConfig(model=TINY.replace(num_classes=10), data=f"fashion_mnist:{data_dir}",
+                      data_image_size=72)
+    (work / "config.json").write_text(run.to_json())
+    # From the model file, the checkpoint folder or one checkpoint prefix in it.
+    for path in (work / "model.keras", work / "checkpoints", work / "checkpoints" / "ckpt-3"):
+        assert open_run_data(path).info.image_size == 72
+    # Data of the run's kind is resized as the run's was, unless told otherwise.
+    assert open_run_data(work / "model.keras", f"fashion_mnist:{data_dir}").info.image_size == 72
+    assert open_run_data(work / "model.keras", image_size=80).info.image_size == 80
+    with pytest.raises(ValueError, match="pass --data"):
+        open_run_data(tmp_path / "elsewhere.keras")
+
+
+def test_evaluate_script_errors_are_one_line(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "evaluate.py"),
+         f"--checkpoint={tmp_path / 'missing.keras'}", "--data=fashion_mnist"],
+        env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: No model file")
+    assert "Traceback" not in proc.stderr
