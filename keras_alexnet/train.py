@@ -273,15 +273,11 @@ class _Loop:
             def shard(batch_size, num_shards, shard_index, e=e, done=done):
                 # Each worker reads its own shard; each step takes one batch per local replica.
                 per_step = c.batch_size // (num_shards * batch_size)
-                total, skip = self.steps_per_epoch * per_step, done * per_step
-                # skip_batches resumes without decoding the skipped images; where undecodable
-                # files are dropped it counts files, not batches, and only .skip() is exact.
-                jump = not self.source.skip_decode_errors
                 ds = self.source.train_dataset(batch_size, c.model.input_size, seed=c.seed,
                                                epoch=e, num_shards=num_shards,
                                                shard_index=shard_index,
-                                               skip_batches=skip if jump else 0)
-                return ds.take(total - skip) if jump else ds.take(total).skip(skip)
+                                               skip_batches=done * per_step)
+                return ds.take((self.steps_per_epoch - done) * per_step)
 
             batches = kd.distribute_dataset(strategy, shard, c.batch_size)
             # On a mid-epoch resume the bar counts only the batches left: Progbar times its ETA

@@ -194,6 +194,12 @@ def test_folder_source_reads_imagenet_tree_directly(tmp_path):
     assert src.info.mean_image.shape == (64, 64, 3)
     _, y = _all(src.train_dataset(5, 48, seed=0, drop_remainder=False))
     assert Counter(y.tolist()) == Counter({i: 7 for i in range(3)})  # broken files skipped
+    # With broken files dropped, skip_batches still gives exactly .skip()'s batches.
+    skipped = [y.numpy() for _, y in src.train_dataset(5, 48, seed=0).skip(2)]
+    resumed = [y.numpy() for _, y in src.train_dataset(5, 48, seed=0, skip_batches=2)]
+    assert len(skipped) == len(resumed) == 2
+    for a, b in zip(skipped, resumed):
+        np.testing.assert_array_equal(a, b)
     x, y = _all(src.eval_dataset(4, 48, ten_crop=True))
     assert x.shape == (7, 10, 48, 48, 3) and len(y) == 7
 

@@ -80,8 +80,9 @@ class Source:
         """One shuffled epoch of (images [B,S,S,3] float32 mean-subtracted, labels int32 [B]).
 
         augment=False takes the center crop with no flip or lighting. skip_batches=k gives the
-        same batches as `.skip(k)` without decoding the skipped images (fast mid-epoch resume;
-        for the folder source it counts files, undecodable ones included).
+        same batches as `.skip(k)`, for mid-epoch resume. It skips without decoding the skipped
+        images, except where undecodable files are dropped (the folder source): there only the
+        decoded stream tells where batch k starts.
         """
         self._check_size(input_size)
         _check_sharding(num_shards, shard_index)
@@ -113,11 +114,16 @@ class Source:
             return image, label
 
         ds = self._elements("train", epoch_rng(seed, epoch), num_shards, shard_index)
-        ds = ds.enumerate().skip(skip_batches * batch_size)
+        ds = ds.enumerate()
+        if not self.skip_decode_errors:
+            ds = ds.skip(skip_batches * batch_size)
         ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
         if self.skip_decode_errors:
             ds = ds.ignore_errors()
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        if self.skip_decode_errors:
+            ds = ds.skip(skip_batches)
+        ds = ds.prefetch(AUTOTUNE)
         return ds.with_options(_options(deterministic))
 
     def eval_dataset(self, batch_size: int, input_size: int, *, ten_crop: bool = False,
