@@ -66,9 +66,9 @@ def fit(
     (logits) model and the History; `history.history["learning_rate"]` shows the schedule.
     """
     if source is None:
-        from keras_alexnet.train import _open_source
+        from keras_alexnet.train import open_train_source
 
-        source = _open_source(config)
+        source = open_train_source(config)
     keras.utils.set_random_seed(config.seed)
     work_dir = Path(config.work_dir)
     model = compile_for_training(config)

@@ -98,7 +98,7 @@ def train(
         tf.config.experimental.enable_op_determinism()
     # Weight init and dropout seeds; the checkpoint overrides both when resuming.
     keras.utils.set_random_seed(config.seed)
-    source = source if source is not None else _open_source(config)
+    source = source if source is not None else open_train_source(config)
     info = source.info
     if info.num_classes != config.model.num_classes:
         raise ValueError(
@@ -200,13 +200,24 @@ def read_train_log(work_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _open_source(config: TrainConfig):
+def open_train_source(config: TrainConfig):
+    """The data source a run trains and validates on: `config.data`, with its holdout.
+
+    Raises:
+      ValueError: no data is set, or validation_holdout is set for a source without one.
+    """
     from keras_alexnet.data import open_source
 
     if not config.data:
         raise ValueError("No training data: set data (--data) to a data spec, e.g. a folder "
                          "made by scripts/prepare_imagenet.py or 'fashion_mnist'.")
-    return open_source(config.data, image_size=config.data_image_size)
+    holdout = {}
+    if config.validation_holdout:
+        if config.data.partition(":")[0] != "fashion_mnist":
+            raise ValueError(f"validation_holdout={config.validation_holdout} works with "
+                             f"fashion_mnist only, not {config.data!r}; ImageNet has a val split.")
+        holdout = {"holdout": config.validation_holdout}
+    return open_source(config.data, image_size=config.data_image_size, **holdout)
 
 
 def make_train_step(

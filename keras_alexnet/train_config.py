@@ -24,6 +24,9 @@ class TrainConfig(ConfigMixin):
     data: str | None = "fashion_mnist"
     # Stored image size the crops are taken from; None is the source's (Section 2: 256).
     data_image_size: int | None = None
+    # Fashion-MNIST has no validation split: > 0 holds out this many training images for the
+    # schedule's validation error; 0 validates on the test set (the paper had a val set).
+    validation_holdout: int = 0
     # Section 5: "a batch size of 128 examples".
     batch_size: int = 128
     # Section 5: "roughly 90 cycles through the training set".
@@ -162,6 +165,8 @@ def _validate(c: TrainConfig) -> None:
     for name in ("steps_per_epoch", "eval_steps", "data_image_size"):
         if getattr(c, name) is not None and getattr(c, name) < 1:
             fail(f"{name}={getattr(c, name)} must be at least 1 (or None).")
+    if c.validation_holdout < 0:
+        fail(f"validation_holdout={c.validation_holdout} must be >= 0.")
     if c.learning_rate <= 0:
         fail(f"learning_rate={c.learning_rate} must be positive.")
     if not 0.0 < c.lr_decay_factor < 1.0:

@@ -49,19 +49,23 @@ def main(argv: list[str]) -> None:
         sys.exit(f"error: {e}")
     from keras_alexnet.data import open_source  # TensorFlow loads here, after flag checks
     from keras_alexnet.evaluate import evaluate
-    from keras_alexnet.train import train
+    from keras_alexnet.train import open_train_source, train
 
-    source = open_source(config.data, image_size=config.data_image_size)
+    source = open_train_source(config)
+    # With a validation holdout the trainer validates on training images; the test set is
+    # the plain source's eval split (same statistics: see FashionMnistSource).
+    test = (open_source(config.data, image_size=config.data_image_size)
+            if config.validation_holdout else source)
     logging.info("Training the full-size network for up to %.1f minutes in %s.",
                  _TRAIN_MINUTES.value, config.work_dir)
     start = time.monotonic()
     result = train(config, source=source)
     trained_for = time.monotonic() - start
     size = config.model.input_size
-    center = evaluate(result.model, source.eval_dataset(config.batch_size, size),
+    center = evaluate(result.model, test.eval_dataset(config.batch_size, size),
                       ten_crop=False)
     batch = 50
-    ten_ds = source.eval_dataset(batch, size, ten_crop=True)
+    ten_ds = test.eval_dataset(batch, size, ten_crop=True)
     if _TEN_CROP_IMAGES.value:
         ten_ds = ten_ds.take(math.ceil(_TEN_CROP_IMAGES.value / batch))
     ten = evaluate(result.model, ten_ds, ten_crop=True)

@@ -78,3 +78,50 @@ def test_source_through_the_pipeline(data):
     np.testing.assert_array_equal(y.numpy(), data["eval"][1][:4])
     x, y = next(iter(src.train_dataset(16, 28, seed=0)))
     assert x.shape == (16, 28, 28, 3) and y.dtype == tf.int32
+
+
+def test_holdout_split_is_balanced_disjoint_and_fixed():
+    labels = np.repeat(np.arange(4), [5, 6, 7, 8])
+    keep, held = fashion_mnist.split_holdout(labels, 6)
+    np.testing.assert_array_equal(np.sort(np.concatenate([keep, held])), np.arange(len(labels)))
+    np.testing.assert_array_equal(np.bincount(labels[held]), [2, 2, 1, 1])
+    again, held_again = fashion_mnist.split_holdout(labels, 6)
+    np.testing.assert_array_equal(held, held_again)
+    for bad in (0, 23, -1):
+        with pytest.raises(ValueError, match=f"holdout={bad}"):
+            fashion_mnist.split_holdout(labels, bad)
+    with pytest.raises(ValueError, match="all 5 images of class 0"):
+        fashion_mnist.split_holdout(labels, 20)
+
+
+def test_holdout_source_validates_on_training_images(data):
+    plain = open_source("fashion_mnist", image_size=32)
+    src = open_source("fashion_mnist", image_size=32, holdout=1000)
+    assert (src.info.num_train, src.info.num_eval) == (59000, 1000)
+    x_train, y_train = data["train"]
+    _, held = fashion_mnist.split_holdout(y_train, 1000)
+    np.testing.assert_array_equal(src.data["eval"][1], y_train[held])
+    np.testing.assert_array_equal(np.bincount(src.data["eval"][1]), [100] * 10)
+    # Held-out images are training images, not test images, and are trained on no more.
+    np.testing.assert_array_equal(src.data["eval"][0], x_train[held])
+    assert len(np.intersect1d(held, np.setdiff1d(np.arange(60000), held))) == 0
+    assert len(src.data["train"][1]) == 59000
+    # Same statistics as the plain source, so the test set is scored on the same inputs.
+    np.testing.assert_array_equal(src.info.mean_image, plain.info.mean_image)
+    x, y = next(iter(src.eval_dataset(4, 28)))
+    resized = tf.image.resize(x_train[held[:4], :, :, None].astype(np.float32), [32, 32])
+    ref = resized.numpy() - src.info.mean_image[..., :1]
+    np.testing.assert_allclose(x.numpy(), np.repeat(ref[:, 2:30, 2:30], 3, axis=3), atol=1e-3)
+    np.testing.assert_array_equal(y.numpy(), y_train[held[:4]])
+
+
+def test_trainer_opens_the_holdout_only_for_fashion_mnist():
+    from keras_alexnet.train import open_train_source
+    from keras_alexnet.train_config import preset
+
+    config = preset("tiny").replace(data="fashion_mnist", validation_holdout=500)
+    assert open_train_source(config).info.num_eval == 500
+    with pytest.raises(ValueError, match="fashion_mnist only"):
+        open_train_source(config.replace(data="folder:/imagenet"))
+    with pytest.raises(ValueError, match="validation_holdout=-1"):
+        config.replace(validation_holdout=-1)

@@ -283,9 +283,10 @@ def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
 def test_demo_script_end_to_end(tmp_path):
     # The README's demo with the tiny network and a budget of about one step: it trains,
     # evaluates all 10k test images (center) and some ten-crop, exports, prints where to look.
+    # It validates on 500 held-out training images and still tests on the 10k test images.
     tiny = ["model.input_size=67", "model.conv_filters=8,16,16,16,16", "model.fc_units=32,32",
             "model.weight_init_std=0.1", "data_image_size=72", "batch_size=16",
-            "progress_bar=false"]
+            "progress_bar=false", "validation_holdout=500"]
     run = subprocess.run(
         [sys.executable, "scripts/demo.py", f"--work_dir={tmp_path / 'run'}",
          f"--export_root={tmp_path / 'savedmodels'}", "--train_minutes=0.001",

@@ -89,15 +89,50 @@ def resized_stats(images: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray
     return mean, var
 
 
-class FashionMnistSource(Source):
-    """Fashion-MNIST; `image_size` is the stored size crops are taken from (paper: 256)."""
+def split_holdout(labels: np.ndarray, holdout: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, held out) of a seeded, class-balanced holdout of `holdout` images.
 
-    def __init__(self, directory: str | None = None, *, image_size: int = PAPER.image_size):
+    Class c gives floor(holdout / C) images, plus one for the first holdout % C classes; the
+    seed is fixed so every run and resume holds out the same images.
+    """
+    classes = np.unique(labels)
+    if not 0 < holdout <= len(labels) - len(classes):
+        raise ValueError(f"holdout={holdout}: hold out between 1 and "
+                         f"{len(labels) - len(classes)} of the {len(labels)} training images")
+    rng = np.random.default_rng(0)
+    held = []
+    for i, c in enumerate(classes):
+        members = np.flatnonzero(labels == c)
+        n = holdout // len(classes) + (i < holdout % len(classes))
+        if n >= len(members):
+            raise ValueError(f"holdout={holdout} takes all {len(members)} images of class {c}; "
+                             "hold out fewer")
+        held.append(rng.choice(members, n, replace=False))
+    held = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(len(labels)), held), held
+
+
+class FashionMnistSource(Source):
+    """Fashion-MNIST; `image_size` is the stored size crops are taken from (paper: 256).
+
+    The data set has no validation split: "eval" is the 10k test set unless `holdout` > 0,
+    which moves that many training images (class-balanced, fixed seed) into "eval", so a
+    schedule watching validation error never sees the test set. Statistics are always those
+    of all 60k training images, so a model trained with a holdout is tested on exactly the
+    inputs of a plain source (which is what evaluate.py opens).
+    """
+
+    def __init__(self, directory: str | None = None, *, image_size: int = PAPER.image_size,
+                 holdout: int = 0):
         if image_size < 1:
             raise ValueError(f"image_size={image_size} must be >= 1")
         self.data = load_fashion_mnist(directory)
         self.size = image_size
         mean, var = resized_stats(self.data["train"][0], image_size)
+        if holdout:
+            x, y = self.data["train"]
+            keep, held = split_holdout(y, holdout)
+            self.data = {"train": (x[keep], y[keep]), "eval": (x[held], y[held])}
         # Gray images: R = G = B, so the RGB covariance is var * ones(3, 3) (rank one).
         eigvals, eigvecs = eigen(np.full((3, 3), var))
         self.info = DatasetInfo(
