@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -35,6 +35,9 @@ from keras_alexnet.optim import PaperSGD
 from keras_alexnet.schedule import EXHAUSTED, REDUCE, STOP, PlateauSchedule
 from keras_alexnet.summaries import RunWriters
 from keras_alexnet.train_config import TrainConfig
+
+if TYPE_CHECKING:  # open_train_source imports the data package only when called
+    from keras_alexnet.data.pipeline import Source
 
 CONFIG_FILE = "config.json"
 LOG_FILE = "train_log.jsonl"
@@ -200,7 +203,7 @@ def read_train_log(work_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def open_train_source(config: TrainConfig):
+def open_train_source(config: TrainConfig) -> Source:
     """The data source a run trains and validates on: `config.data`, with its holdout.
 
     Raises:
