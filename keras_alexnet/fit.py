@@ -16,8 +16,7 @@ import keras
 
 from keras_alexnet.evaluate import TOP_K
 from keras_alexnet.model import build_alexnet
-from keras_alexnet.optim import PaperSGD
-from keras_alexnet.schedule import PlateauSchedule, PlateauScheduleCallback
+from keras_alexnet.schedule import PlateauScheduleCallback
 from keras_alexnet.train_config import TrainConfig
 
 
@@ -26,8 +25,7 @@ def compile_for_training(config: TrainConfig) -> keras.Model:
     model = build_alexnet(config.model.replace(classifier_activation=None))
     k = min(TOP_K[1], config.model.num_classes)
     model.compile(
-        optimizer=PaperSGD(config.learning_rate, config.momentum, config.weight_decay,
-                           decay_biases=config.decay_biases),
+        optimizer=config.make_optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
                  keras.metrics.SparseTopKCategoricalAccuracy(k, name="top5_accuracy")],
@@ -72,9 +70,7 @@ def fit(
     keras.utils.set_random_seed(config.seed)
     work_dir = Path(config.work_dir)
     model = compile_for_training(config)
-    schedule = PlateauSchedule(config.schedule_patience, config.schedule_threshold,
-                               config.lr_decay_factor, config.schedule_max_reductions,
-                               config.schedule_on_exhausted)
+    schedule = config.make_schedule()
     val = source.eval_dataset(config.batch_size, config.model.input_size)
     if config.eval_steps:
         val = val.take(config.eval_steps)

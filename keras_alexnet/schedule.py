@@ -15,6 +15,11 @@ import shutil
 import keras
 import tensorflow as tf
 
+from keras_alexnet.train_config import ON_EXHAUSTED, TrainConfig
+
+# The schedule's defaults are TrainConfig's (one source of truth for Section 5's numbers).
+_DEFAULTS = TrainConfig()
+
 # Decisions returned by `PlateauSchedule.update`.
 IMPROVED = "improved"  # new best error
 WAIT = "wait"  # no progress yet, still within patience
@@ -35,11 +40,11 @@ class PlateauSchedule(tf.Module):
 
     def __init__(
         self,
-        patience: int = 3,
-        threshold: float = 1e-3,
-        factor: float = 0.1,
-        max_reductions: int = 3,
-        on_exhausted: str = "stop",
+        patience: int = _DEFAULTS.schedule_patience,
+        threshold: float = _DEFAULTS.schedule_threshold,
+        factor: float = _DEFAULTS.lr_decay_factor,
+        max_reductions: int = _DEFAULTS.schedule_max_reductions,
+        on_exhausted: str = _DEFAULTS.schedule_on_exhausted,
         name: str = "plateau_schedule",
     ) -> None:
         super().__init__(name=name)
@@ -51,8 +56,8 @@ class PlateauSchedule(tf.Module):
             raise ValueError(f"factor={factor} must be in (0, 1); the paper uses 0.1.")
         if max_reductions < 0:
             raise ValueError(f"max_reductions={max_reductions} must be >= 0.")
-        if on_exhausted not in ("stop", "continue"):
-            raise ValueError(f"on_exhausted={on_exhausted!r} must be 'stop' or 'continue'.")
+        if on_exhausted not in ON_EXHAUSTED:
+            raise ValueError(f"on_exhausted={on_exhausted!r} must be one of {ON_EXHAUSTED}.")
         self.patience = int(patience)
         self.threshold = float(threshold)
         self.factor = float(factor)

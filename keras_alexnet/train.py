@@ -31,8 +31,7 @@ from keras_alexnet import distribute as kd
 from keras_alexnet.evaluate import TOP_K, predict_batches, topk_correct
 from keras_alexnet.files import atomic_path, write_text_atomic
 from keras_alexnet.model import build_alexnet
-from keras_alexnet.optim import PaperSGD
-from keras_alexnet.schedule import EXHAUSTED, REDUCE, STOP, PlateauSchedule
+from keras_alexnet.schedule import EXHAUSTED, REDUCE, STOP
 from keras_alexnet.summaries import RunWriters
 from keras_alexnet.train_config import TrainConfig
 
@@ -125,14 +124,11 @@ def train(
     with strategy.scope():
         model = build_alexnet(config.model.replace(classifier_activation=None),
                               tower_devices=tower_devices)
-        optimizer = PaperSGD(config.learning_rate, config.momentum, config.weight_decay,
-                             decay_biases=config.decay_biases)
+        optimizer = config.make_optimizer()
         optimizer.build(model.trainable_variables)
     # Host-side bookkeeping: plain variables outside the strategy, read between steps.
     with tf.device("/cpu:0"):
-        schedule = PlateauSchedule(config.schedule_patience, config.schedule_threshold,
-                                   config.lr_decay_factor, config.schedule_max_reductions,
-                                   config.schedule_on_exhausted)
+        schedule = config.make_schedule()
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         batches_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_done")

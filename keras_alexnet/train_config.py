@@ -6,10 +6,18 @@ import dataclasses
 import types
 import typing
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keras_alexnet.config import AlexNetConfig, ConfigMixin, check_fields
-from keras_alexnet.optim import PAPER_LEARNING_RATE, PAPER_MOMENTUM, PAPER_WEIGHT_DECAY
+from keras_alexnet.optim import (
+    PAPER_LEARNING_RATE,
+    PAPER_MOMENTUM,
+    PAPER_WEIGHT_DECAY,
+    PaperSGD,
+)
+
+if TYPE_CHECKING:  # schedule.py needs TensorFlow; this module must import without it
+    from keras_alexnet.schedule import PlateauSchedule
 
 ON_EXHAUSTED = ("stop", "continue")
 
@@ -74,6 +82,19 @@ class TrainConfig(ConfigMixin):
             raise ValueError(f"batch_size={self.batch_size} exceeds the {num_train} training "
                              "images; lower batch_size.")
         return min(steps, self.steps_per_epoch) if self.steps_per_epoch else steps
+
+    def make_optimizer(self) -> PaperSGD:
+        """Section 5's SGD with this run's learning rate, momentum and weight decay."""
+        return PaperSGD(self.learning_rate, self.momentum, self.weight_decay,
+                        decay_biases=self.decay_biases)
+
+    def make_schedule(self) -> PlateauSchedule:
+        """Section 5's divide-by-10-on-plateau schedule with this run's settings."""
+        from keras_alexnet.schedule import PlateauSchedule  # TensorFlow loads only here
+
+        return PlateauSchedule(self.schedule_patience, self.schedule_threshold,
+                               self.lr_decay_factor, self.schedule_max_reductions,
+                               self.schedule_on_exhausted)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
