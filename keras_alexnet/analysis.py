@@ -23,7 +23,7 @@ INK = (0, 0, 0)
 # Figure 4 draws the correct label's bar in red, the others in blue.
 TRUE_BAR = (214, 39, 40)
 OTHER_BAR = (31, 119, 180)
-TOP_K = 5  # Figure 4 shows the five most probable labels.
+FIGURE4_LABELS = 5  # Figure 4 shows the five most probable labels.
 
 
 def write_png(image: np.ndarray, path: str | os.PathLike) -> Path:
@@ -141,7 +141,7 @@ def thumbnails(images: np.ndarray, size: int) -> np.ndarray:
 
 def prediction_sheet_shape(num_images: int, *, columns: int = 4, thumb: int = 128,
                            cell_width: int = 200, bar_height: int = 14,
-                           k: int = TOP_K) -> tuple[int, int]:
+                           k: int = FIGURE4_LABELS) -> tuple[int, int]:
     """(height, width) of `prediction_sheet`'s image."""
     rows = math.ceil(num_images / columns)
     return rows * (thumb + bar_height * (k + 1) + 8), columns * cell_width
@@ -168,7 +168,7 @@ def prediction_sheet(images: np.ndarray, probabilities: np.ndarray, labels: np.n
                          f"{n} images, probabilities {probabilities.shape}, labels {labels.shape}.")
     if probabilities.shape[1] != len(class_names):
         raise ValueError(f"{len(class_names)} class names for {probabilities.shape[1]} classes.")
-    k = min(TOP_K, probabilities.shape[1])
+    k = min(FIGURE4_LABELS, probabilities.shape[1])
     height, width = prediction_sheet_shape(n, columns=columns, thumb=thumb, cell_width=cell_width,
                                            bar_height=bar_height, k=k)
     cell_height = height // math.ceil(n / columns)

@@ -32,7 +32,28 @@ from keras_alexnet.files import atomic_path
 
 TIE_RULES = ("pessimistic", "optimistic")
 # Section 6 reports top-1 and top-5 error.
-TOP_K = (1, 5)
+TOP5 = 5
+
+
+def top5_k(num_classes: int) -> int:
+    """The k behind a "top-5" figure: 5, or every class where there are fewer."""
+    return min(TOP5, num_classes)
+
+
+def topk_hits(scores: Any, labels: Any, k: int, ties: str = "pessimistic") -> Any:
+    """Per example, whether the label is among the top `k` classes, with `keras.ops`.
+
+    The rule of `topk_correct`, written once for both NumPy arrays and tensors inside a
+    compiled training step, so training's running top-k and evaluation count ties alike.
+    """
+    labels = keras.ops.cast(keras.ops.reshape(labels, (-1, 1)), "int32")
+    label_scores = keras.ops.take_along_axis(scores, labels, axis=1)
+    if ties == "pessimistic":
+        # Minus the label itself.
+        rivals = keras.ops.sum(keras.ops.cast(scores >= label_scores, "int32"), axis=1) - 1
+    else:
+        rivals = keras.ops.sum(keras.ops.cast(scores > label_scores, "int32"), axis=1)
+    return rivals < k
 
 
 def topk_correct(
@@ -53,12 +74,7 @@ def topk_correct(
         raise ValueError(f"k={k} must be between 1 and the number of classes ({num_classes}).")
     if ties not in TIE_RULES:
         raise ValueError(f"ties={ties!r} is not a tie rule; use one of {TIE_RULES}.")
-    label_scores = probs[np.arange(len(labels)), labels][:, None]
-    if ties == "pessimistic":
-        rivals = np.sum(probs >= label_scores, axis=1) - 1  # minus the label itself
-    else:
-        rivals = np.sum(probs > label_scores, axis=1)
-    return rivals < k
+    return np.asarray(topk_hits(probs, labels, k, ties))
 
 
 def topk_error(
@@ -83,8 +99,8 @@ class EvalResult:
     per_class_count: np.ndarray
     ten_crop: bool = False
     num_models: int = 1
-    # The k behind "top5_error": min(5, number of classes).
-    top5_k: int = 5
+    # The k behind "top5_error" (see `top5_k`).
+    top5_k: int = TOP5
 
     @property
     def top1_accuracy(self) -> float:
@@ -255,7 +271,7 @@ class _Accumulator:
                 f"Batch has {probs.shape[1]} classes, earlier batches {self.num_classes}."
             )
         self.hits1.append(topk_correct(probs, labels, 1, self.ties))
-        self.hits5.append(topk_correct(probs, labels, min(5, self.num_classes), self.ties))
+        self.hits5.append(topk_correct(probs, labels, top5_k(self.num_classes), self.ties))
         self.labels.append(labels)
 
     def result(self, *, ten_crop: bool, num_models: int) -> EvalResult:
@@ -276,7 +292,7 @@ class _Accumulator:
             per_class_count=count,
             ten_crop=ten_crop,
             num_models=num_models,
-            top5_k=min(5, self.num_classes),
+            top5_k=top5_k(self.num_classes),
         )
 
 

@@ -21,7 +21,7 @@ from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.data import augment as aug
 from keras_alexnet.data.pipeline import augment_center
 from keras_alexnet.data.sources import resize_and_center_crop
-from keras_alexnet.evaluate import TOP_K
+from keras_alexnet.evaluate import top5_k
 from keras_alexnet.model import build_alexnet
 
 CONFIG_ASSET = "config.json"
@@ -83,7 +83,7 @@ class _ServingModule(tf.Module):
         self._image_size = int(mean_image.shape[0])
         self._mean = tf.constant(mean_image, tf.float32)
         self._names = tf.constant(list(class_names), tf.string)
-        self._k = min(TOP_K[-1], config.num_classes)  # serve the paper's top-5
+        self._k = top5_k(config.num_classes)  # serve the paper's top-5
         self._widths = {"probabilities": config.num_classes, "fc7": config.fc_units[-1]}
 
     def probabilities(self, images: tf.Tensor) -> tf.Tensor:

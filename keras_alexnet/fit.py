@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from keras_alexnet.evaluate import TOP_K
+from keras_alexnet.evaluate import top5_k
 from keras_alexnet.model import build_alexnet
 from keras_alexnet.schedule import PlateauScheduleCallback
 from keras_alexnet.train_config import TrainConfig
@@ -23,7 +23,7 @@ from keras_alexnet.train_config import TrainConfig
 def compile_for_training(config: TrainConfig) -> keras.Model:
     """The network with logits, compiled with `PaperSGD`, sparse CE and top-1/top-5 accuracy."""
     model = build_alexnet(config.model.replace(classifier_activation=None))
-    k = min(TOP_K[1], config.model.num_classes)
+    k = top5_k(config.model.num_classes)
     model.compile(
         optimizer=config.make_optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -64,9 +64,7 @@ def fit(
     (logits) model and the History; `history.history["learning_rate"]` shows the schedule.
     """
     if source is None:
-        from keras_alexnet.train import open_train_source
-
-        source = open_train_source(config)
+        source = config.open_source()
     keras.utils.set_random_seed(config.seed)
     work_dir = Path(config.work_dir)
     model = compile_for_training(config)

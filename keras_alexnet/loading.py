@@ -95,10 +95,10 @@ def model_from_checkpoint(checkpoint_dir: str | os.PathLike,
 
     `checkpoint_dir` is a tf.train.CheckpointManager directory (or one checkpoint prefix)
     written by keras_alexnet.train: the model's variables are under `model=` as
-    `train.model_state(model)`; optimizer slots and the like are ignored. config None reads
+    `checkpoint.model_state(model)`; optimizer slots and the like are ignored. config None reads
     config.json (a TrainConfig's or an AlexNetConfig's) from the directory or its parent.
     """
-    from keras_alexnet.train import model_state  # the trainer's checkpoint layout, one place
+    from keras_alexnet.checkpoint import model_state  # the trainer's checkpoint layout
 
     path = str(checkpoint_dir)
     prefix = tf.train.latest_checkpoint(path) if Path(path).is_dir() else path

@@ -16,7 +16,8 @@ from keras_alexnet.optim import (
     PaperSGD,
 )
 
-if TYPE_CHECKING:  # schedule.py needs TensorFlow; this module must import without it
+if TYPE_CHECKING:  # these need TensorFlow; this module must import without it
+    from keras_alexnet.data.pipeline import Source
     from keras_alexnet.schedule import PlateauSchedule
 
 ON_EXHAUSTED = ("stop", "continue")
@@ -82,6 +83,20 @@ class TrainConfig(ConfigMixin):
             raise ValueError(f"batch_size={self.batch_size} exceeds the {num_train} training "
                              "images; lower batch_size.")
         return min(steps, self.steps_per_epoch) if self.steps_per_epoch else steps
+
+    def open_source(self) -> Source:
+        """The source this run trains and validates on: `data`, with its holdout.
+
+        Raises:
+          ValueError: no data is set, or the data spec is bad.
+        """
+        if not self.data:
+            raise ValueError("No training data: set data (--data) to a data spec, e.g. a folder "
+                             "made by scripts/prepare_imagenet.py or 'fashion_mnist'.")
+        from keras_alexnet.data import open_source  # TensorFlow loads only here
+
+        return open_source(self.data, image_size=self.data_image_size,
+                           holdout=self.validation_holdout)
 
     def make_optimizer(self) -> PaperSGD:
         """Section 5's SGD with this run's learning rate, momentum and weight decay."""

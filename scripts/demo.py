@@ -49,9 +49,9 @@ def main(argv: list[str]) -> None:
         sys.exit(f"error: {e}")
     from keras_alexnet.data import open_source  # TensorFlow loads here, after flag checks
     from keras_alexnet.evaluate import evaluate
-    from keras_alexnet.train import open_train_source, train
+    from keras_alexnet.train import train
 
-    source = open_train_source(config)
+    source = config.open_source()
     # With a validation holdout the trainer validates on training images; the test set is
     # the plain source's eval split (same statistics: see FashionMnistSource).
     test = (open_source(config.data, image_size=config.data_image_size)

@@ -3,11 +3,12 @@
     TF_CONFIG='{...}' python tests/dist_worker.py --mode=multi_worker --work_dir=DIR \
         --steps=4 --global_batch=8 --out=weights_worker0.npz
 
-It trains the tiny AlexNet with PaperSGD through `strategy.run`, reading its shard of a
-deterministic in-memory dataset through the real input pipeline (`Source.train_dataset`, no
-augmentation), checkpoints every --checkpoint_every steps (chief's files kept, others' in a
-deleted temporary folder) and resumes from the chief's newest checkpoint. It prints one
-`STEP <n> LOSS <x>` line per step and writes the final weights and velocities to --out.
+It trains the tiny AlexNet with the library's train step (`make_train_step`, PaperSGD),
+reading its shard of a deterministic in-memory dataset through the real input pipeline
+(`Source.train_dataset`, no augmentation), checkpoints every --checkpoint_every steps (chief's
+files kept, others' in a deleted temporary folder) and resumes from the chief's newest
+checkpoint. It prints one `STEP <n> LOSS <x>` line per step and writes the final weights and
+velocities to --out.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ import tensorflow as tf  # noqa: E402
 
 from keras_alexnet import AlexNetConfig, build_alexnet  # noqa: E402
 from keras_alexnet import distribute as kd  # noqa: E402
+from keras_alexnet.checkpoint import model_state  # noqa: E402
 from keras_alexnet.data.pipeline import DatasetInfo, Source  # noqa: E402
-from keras_alexnet.optim import PaperSGD  # noqa: E402
-from keras_alexnet.train import model_state  # noqa: E402
+from keras_alexnet.train import make_train_step  # noqa: E402
+from keras_alexnet.train_config import TrainConfig  # noqa: E402
 
-# The tiny network of the brief; dropout off so that every run is a function of its data.
+# A tiny network, seconds to train; dropout off so that every run is a function of its data.
 TINY = AlexNetConfig(input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32),
                      num_classes=5, dropout_rate=0.0, classifier_activation=None)
 
@@ -80,7 +82,7 @@ def run(mode: str, work_dir: str | None, steps: int, global_batch: int, *,
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = build_alexnet(TINY, tower_devices=tower_devices)
-        optimizer = PaperSGD(learning_rate=0.01)
+        optimizer = TrainConfig(learning_rate=0.01).make_optimizer()
         optimizer.build(model.trainable_variables)
     # Outside the scope: a mirrored step counter would not convert to a Python int.
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -125,24 +127,12 @@ def _train(strategy, model, optimizer, step, steps, global_batch, manager, check
 
     batches = iter(kd.distribute_dataset(strategy, resumable, global_batch))
 
-    def replica_step(images, labels):
-        logits = model(images, training=True)
-        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-        # Divided by the *global* batch: summed over replicas it is the batch mean.
-        loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-        # Not a GradientTape: each tower's backward pass must stay on its device.
-        grads = kd.colocated_gradients(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
-        return loss
-
-    @tf.function
-    def train_step(batch):
-        loss = strategy.run(replica_step, args=batch)
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+    # The library's step, as train() uses it; the hit counts are not needed here.
+    train_step = make_train_step(model, optimizer, strategy, global_batch, top_k=1)
 
     losses = []
     while int(step) < steps:
-        loss = float(train_step(next(batches)))
+        loss = float(train_step(next(batches))[0])
         step.assign_add(1)
         losses.append(loss)
         log(f"STEP {int(step)} LOSS {loss:.8f}")

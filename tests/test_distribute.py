@@ -22,7 +22,8 @@ import tensorflow as tf
 from keras_alexnet import distribute as kd
 from keras_alexnet.model import build_alexnet
 from keras_alexnet.optim import PaperSGD
-from keras_alexnet.train import read_train_log, train
+from keras_alexnet.run_files import read_train_log
+from keras_alexnet.train import train
 from keras_alexnet.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -121,6 +121,29 @@ def test_bad_metric_inputs(probs, labels, k, match):
         topk_error(probs, labels, k)
 
 
+def test_training_step_counts_top_k_like_evaluation():
+    """make_train_step's hit counts follow evaluation's rule: a tie at the boundary misses."""
+    from keras_alexnet.train import make_train_step
+    from keras_alexnet.train_config import TrainConfig
+
+    # Learning rate 0 and no decay: the step's logits are the constant model's logits below.
+    model = build_alexnet(TINY.replace(classifier_activation=None, dropout_rate=0.0))
+    for layer in model.layers:  # all-zero weights: every class ties on every image
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    optimizer = TrainConfig(learning_rate=1e-12, weight_decay=0.0).make_optimizer()
+    optimizer.build(model.trainable_variables)
+    step = make_train_step(model, optimizer, tf.distribute.get_strategy(), 8, top_k=3)
+    images = tf.random.uniform((8, 67, 67, 3))
+    labels = tf.range(8) % 5
+    loss, hits1, hits3 = (float(x) for x in step((images, labels)))
+    assert loss == pytest.approx(np.log(5), rel=1e-5)
+    uniform = np.full((8, 5), 0.2)
+    assert hits1 == topk_correct(uniform, labels.numpy(), 1).sum() == 0
+    assert hits3 == topk_correct(uniform, labels.numpy(), 3).sum() == 0
+    # The optimistic rule (tf.math.in_top_k's) would have counted every image.
+    assert topk_correct(uniform, labels.numpy(), 1, "optimistic").sum() == 8
+
+
 def test_bad_tie_rule():
     with pytest.raises(ValueError, match="tie rule"):
         topk_error(FIXED_PROBS, FIXED_LABELS, 1, ties="random")

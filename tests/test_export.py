@@ -19,9 +19,9 @@ from data_fixtures import WNIDS, make_imagenet
 from PIL import Image
 
 from keras_alexnet import AlexNetConfig, build_alexnet
+from keras_alexnet.checkpoint import model_state
 from keras_alexnet.export import export_savedmodel
 from keras_alexnet.loading import load_keras_model, model_from_checkpoint
-from keras_alexnet.train import model_state
 from keras_alexnet.train_config import TrainConfig
 
 TINY = AlexNetConfig(input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32),
@@ -249,7 +249,7 @@ def test_model_from_checkpoint_and_keras_file(tmp_path):
     work = tmp_path / "work"
     (work).mkdir()
     (work / "config.json").write_text(TrainConfig(model=config).to_json())
-    # The trainer's layout (keras_alexnet.train): variables keyed by layer, plus its state.
+    # The trainer's layout (keras_alexnet.checkpoint): variables keyed by layer, plus its state.
     ckpt = tf.train.Checkpoint(model=model_state(model), optimizer=optimizer,
                                step=tf.Variable(5))
     tf.train.CheckpointManager(ckpt, str(work / "checkpoints"), max_to_keep=2).save()

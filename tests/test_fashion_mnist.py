@@ -117,12 +117,13 @@ def test_holdout_source_validates_on_training_images(data):
 
 
 def test_trainer_opens_the_holdout_only_for_fashion_mnist():
-    from keras_alexnet.train import open_train_source
     from keras_alexnet.train_config import preset
 
     config = preset("tiny").replace(data="fashion_mnist", validation_holdout=500)
-    assert open_train_source(config).info.num_eval == 500
+    assert config.open_source().info.num_eval == 500
     with pytest.raises(ValueError, match="fashion_mnist only"):
-        open_train_source(config.replace(data="folder:/imagenet"))
+        config.replace(data="folder:/imagenet").open_source()
+    with pytest.raises(ValueError, match="No training data"):
+        config.replace(data=None).open_source()
     with pytest.raises(ValueError, match="validation_holdout=-1"):
         config.replace(validation_holdout=-1)

@@ -16,7 +16,8 @@ from keras_alexnet import analysis
 from keras_alexnet.data.pipeline import DatasetInfo, Source
 from keras_alexnet.evaluate import evaluate
 from keras_alexnet.loading import load_model
-from keras_alexnet.train import NonFiniteLossError, read_train_log, train
+from keras_alexnet.run_files import read_train_log
+from keras_alexnet.train import NonFiniteLossError, train
 from keras_alexnet.train_config import TrainConfig, apply_overrides, preset
 
 ROOT = Path(__file__).resolve().parents[1]

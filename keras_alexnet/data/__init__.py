@@ -17,18 +17,27 @@ __all__ = [
 ]
 
 
-def open_source(spec: str, *, image_size: int | None = None, **kwargs) -> Source:
+def open_source(spec: str, *, image_size: int | None = None, holdout: int = 0,
+                **kwargs) -> Source:
     """A data source from a spec string.
 
     "fashion_mnist" or "fashion_mnist:/dir" (IDX .gz files); a folder written by
     prepare_imagenet; "folder:/imagenet_root" (train/<wnid>, val/ read directly; kwargs go to
     FolderSource); "tfds:imagenet2012" (needs tensorflow_datasets). `image_size` is the stored
     size for fashion_mnist and folder sources (default 256); prepared data has its own.
+    `holdout` > 0 validates Fashion-MNIST on that many held-out training images instead of the
+    test set (it has no validation split; ImageNet has its own).
+
+    Raises:
+      ValueError: an unknown spec, or a holdout for a source that has a validation split.
     """
     kind, _, arg = spec.partition(":")
     size = {} if image_size is None else {"image_size": image_size}
+    if holdout and kind != "fashion_mnist":
+        raise ValueError(f"validation_holdout={holdout} works with fashion_mnist only, not "
+                         f"{spec!r}; ImageNet has a val split.")
     if kind == "fashion_mnist":
-        return FashionMnistSource(arg or None, **size, **kwargs)
+        return FashionMnistSource(arg or None, **size, holdout=holdout, **kwargs)
     if kind == "folder" and arg:
         return FolderSource(arg, **size, **kwargs)
     if kind == "tfds" and arg:

@@ -1,0 +1,67 @@
+"""The files of a training run's work dir, other than checkpoints and TensorBoard logs.
+
+  config.json       the run's TrainConfig (what evaluate, export and visualize read)
+  train_log.jsonl   one line per step: step, epoch (0-based), loss, learning_rate
+  model.keras       the softmax model, written when training stops
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from absl import logging
+
+from keras_alexnet.files import atomic_path, write_text_atomic
+
+CONFIG_FILE = "config.json"
+LOG_FILE = "train_log.jsonl"
+MODEL_FILE = "model.keras"
+
+
+def read_train_log(work_dir: str | Path) -> list[dict[str, Any]]:
+    """The per-step records of `train_log.jsonl` (step, epoch, loss, learning_rate)."""
+    path = Path(work_dir) / LOG_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_train_log(path: Path, step: int) -> None:
+    """Drops log lines past `step`: a killed run may have logged steps its checkpoint lacks."""
+    if not path.is_file():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    kept = [ln for ln in lines if _logged_step(ln) <= step]
+    if len(kept) != len(lines):
+        write_text_atomic(path, "".join(ln + "\n" for ln in kept))
+
+
+def note_config_changes(path: Path, config_json: str) -> None:
+    """Logs which fields differ from the config a previous run in this work dir wrote."""
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    new = json.loads(config_json)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        logging.warning("Config differs from the earlier run in %s in: %s", path.parent,
+                        ", ".join(changed))
+
+
+def save_model_atomic(model: Any, path: str | Path) -> Path:
+    """Saves a `keras.Model` as a `.keras` file that readers see whole or not at all."""
+    path = Path(path)
+    with atomic_path(path, suffix=".keras") as tmp:  # Keras insists on the suffix
+        model.save(tmp)
+    return path
+
+
+def _logged_step(line: str) -> float:
+    """The step of a train_log.jsonl line; a line cut short by a kill counts as past any step."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
