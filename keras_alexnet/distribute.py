@@ -14,14 +14,16 @@ batch, input sharding, which worker writes files) lives here too.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import tensorflow as tf
 from absl import logging
@@ -331,10 +333,10 @@ def distribute_dataset(
     `dataset_fn(batch_size=..., num_shards=..., shard_index=...)` returns batches of
     `batch_size` examples from shard `shard_index` of `num_shards`; for example
     `functools.partial(source.train_dataset, input_size=224, seed=0)`. Replicas of one worker
-    take consecutive batches, so step k's global batch is the same set of examples for any
-    number of replicas and workers when the source shards by striding over one shuffled order
-    (FashionMnistSource, FolderSource). TFRecordSource shards by file: other, equally valid
-    batches.
+    take consecutive batches, so step k's global batch is one process's step-k batch, images
+    and augmentation alike, for any number of replicas and workers when the source has
+    `strided_shards` (FashionMnistSource, FolderSource). TFRecordSource shards by file: other,
+    equally valid batches.
     """
     per_replica = per_replica_batch_size(global_batch_size, strategy)
 
@@ -346,3 +348,84 @@ def distribute_dataset(
         )
 
     return strategy.distribute_datasets_from_function(fn)
+
+
+class PeerLostError(ConnectionError):
+    """A multi-worker peer stopped answering mid-run; this worker stopped too."""
+
+
+# TensorFlow's errors when a peer dies mid-collective (measured with TF 2.21: a killed peer
+# gives UnavailableError "... tasks are unhealthy (stopped sending heartbeats):
+# /job:worker/replica:0/task:1"); a peer that hangs runs into the collective's deadline.
+_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.AbortedError)
+_TASK_NAME = re.compile(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)")
+
+
+@contextlib.contextmanager
+def peer_failures(strategy: tf.distribute.Strategy,
+                  last_checkpoint: Callable[[], str | None]) -> Iterator[None]:
+    """Turns a multi-worker peer's death into one `PeerLostError` saying how to resume.
+
+    Args:
+      strategy: the run's strategy; other strategies' errors pass through unchanged.
+      last_checkpoint: returns the newest checkpoint every worker would resume from.
+    """
+    try:
+        yield
+    except _PEER_ERRORS as e:
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            raise
+        raise PeerLostError(lost_peer_message(e.message, last_checkpoint())) from None
+
+
+def lost_peer_message(error_text: str, last_checkpoint: str | None,
+                      tf_config: str | None = None) -> str:
+    """One line: which peer was lost (named in TensorFlow's error), the checkpoint, the fix."""
+    config = parse_tf_config(tf_config)
+    me = (config.task_type, config.task_index)
+    named = []
+    for job, index in _TASK_NAME.findall(error_text):
+        task = (job, int(index))
+        if task != me and task not in named:
+            named.append(task)
+    addresses = [f"{job} {i} at {config.cluster[job][i]}" for job, i in named
+                 if job in config.cluster and i < len(config.cluster[job])]
+    who = ", ".join(addresses) if addresses else "a peer"
+    resume = (f"the last checkpoint is {last_checkpoint}" if last_checkpoint
+              else "no checkpoint was saved yet")
+    return (f"Lost {who}: it stopped answering ({_reason(error_text)}); {resume}. Restart "
+            "every worker with the same command to resume.")
+
+
+def _reason(error_text: str) -> str:
+    if "stopped sending heartbeats" in error_text:
+        return "no heartbeats"
+    if "Deadline" in error_text or "deadline" in error_text:
+        return "timed out"
+    return "connection lost"
+
+
+def split_cpu(num_devices: int) -> None:
+    """Splits the CPU into `num_devices` logical devices, as if the machine had that many.
+
+    Lets "towers" and "mirrored" run on a CPU-only machine, to try them (the devices share
+    the same cores, so they cannot be faster). Call it before TensorFlow sets up its devices.
+
+    Raises:
+      ValueError: `num_devices` < 1, or TensorFlow's devices are already set up differently.
+    """
+    if num_devices < 1:
+        raise ValueError(f"logical_cpus={num_devices} must be at least 1.")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if len(current or [None]) == num_devices:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+    except RuntimeError:
+        raise ValueError(
+            f"logical_cpus={num_devices}: TensorFlow has already set up "
+            f"{len(tf.config.list_logical_devices('CPU'))} CPU device(s) in this process; "
+            "split the CPU before anything else runs TensorFlow ops.") from None

@@ -89,7 +89,11 @@ def train(
     Raises:
       NonFiniteLossError: the loss became NaN/inf; the message names the step.
       ValueError: the config does not fit the data.
+      keras_alexnet.distribute.PeerLostError: a multi-worker peer died; the message names it
+        and the checkpoint to resume from.
     """
+    if config.logical_cpus:
+        kd.split_cpu(config.logical_cpus)
     if mode is not None:
         if strategy is not None or tower_devices is not None:
             raise ValueError(f"mode={mode!r} builds the strategy and tower devices itself; "
@@ -130,7 +134,10 @@ def train(
     loop = _Loop(config, source, state, checkpoints, writers, steps_per_epoch=steps_per_epoch,
                  log_path=write_dir / LOG_FILE, on_step_end=on_step_end)
     try:
-        stop_reason = loop.run(train_step, strategy)
+        # Every worker resumes from the chief's newest checkpoint: name that one.
+        with kd.peer_failures(strategy, lambda: tf.train.latest_checkpoint(
+                str(checkpoints.read_dir))):
+            stop_reason = loop.run(train_step, strategy)
     finally:
         writers.close()
         kd.cleanup_worker_dir(str(write_dir), is_temp)

@@ -68,6 +68,9 @@ class TrainConfig(ConfigMixin):
     # Wall-clock budget of the training loop in seconds (None: no limit).
     max_train_seconds: float | None = None
     progress_bar: bool = True
+    # Split the CPU into this many logical devices (None: leave it whole), so that
+    # --mode=towers and --mode=mirrored can be tried on a machine without GPUs.
+    logical_cpus: int | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -198,7 +201,7 @@ def _validate(c: TrainConfig) -> None:
                  "log_every_steps", "schedule_patience"):
         if getattr(c, name) < 1:
             fail(f"{name}={getattr(c, name)} must be at least 1.")
-    for name in ("steps_per_epoch", "eval_steps", "data_image_size"):
+    for name in ("steps_per_epoch", "eval_steps", "data_image_size", "logical_cpus"):
         if getattr(c, name) is not None and getattr(c, name) < 1:
             fail(f"{name}={getattr(c, name)} must be at least 1 (or None).")
     if c.validation_holdout < 0:

@@ -100,8 +100,10 @@ def run(mode: str, work_dir: str | None, steps: int, global_batch: int, *,
             checkpoint, os.path.join(write_dir, "checkpoints"), max_to_keep=2)
 
     try:
-        losses = _train(strategy, model, optimizer, step, steps, global_batch, manager,
-                        checkpoint_every, step_pause_s, log)
+        with kd.peer_failures(strategy, lambda: tf.train.latest_checkpoint(
+                os.path.join(work_dir, "checkpoints")) if work_dir else None):
+            losses = _train(strategy, model, optimizer, step, steps, global_batch, manager,
+                            checkpoint_every, step_pause_s, log)
     finally:
         if write_dir:
             kd.cleanup_worker_dir(write_dir, is_temp)
@@ -155,9 +157,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--timeout_s", type=float, default=60.0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    result = run(args.mode, args.work_dir, args.steps, args.global_batch,
-                 checkpoint_every=args.checkpoint_every, step_pause_s=args.step_pause_s,
-                 timeout_s=args.timeout_s, log=lambda s: print(s, flush=True))
+    try:
+        result = run(args.mode, args.work_dir, args.steps, args.global_batch,
+                     checkpoint_every=args.checkpoint_every, step_pause_s=args.step_pause_s,
+                     timeout_s=args.timeout_s, log=lambda s: print(s, flush=True))
+    except kd.PeerLostError as e:  # what scripts/train.py prints, through keras_alexnet.cli
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
     if args.out:
         tmp = args.out + ".tmp.npz"
         np.savez(tmp, **result)

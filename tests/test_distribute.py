@@ -252,6 +252,44 @@ def test_chief_with_unreachable_peer_raises_within_the_timeout(monkeypatch):
         kd.make_strategy("multi_worker", num_towers=2, timeout_s=1.0)
 
 
+def test_split_cpu_keeps_a_matching_split_and_refuses_another():
+    kd.split_cpu(2)  # conftest's two logical CPUs: nothing to do
+    assert len(tf.config.list_logical_devices("CPU")) == 2
+    with pytest.raises(ValueError, match=r"logical_cpus=3: TensorFlow has already set up 2 CPU"):
+        kd.split_cpu(3)
+    with pytest.raises(ValueError, match="logical_cpus=0 must be at least 1"):
+        kd.split_cpu(0)
+    with pytest.raises(ValueError, match="logical_cpus=0 must be at least 1"):
+        TrainConfig(logical_cpus=0)
+
+
+@pytest.mark.slow
+def test_train_script_runs_mirrored_on_logical_cpus(tmp_path):
+    """--set logical_cpus=2 lets --mode=mirrored run on a CPU-only machine: two replicas."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "scripts/train.py", "--preset=tiny", "--mode=mirrored",
+         "--set", "logical_cpus=2", "--set", "epochs=1", "--set", "steps_per_epoch=2",
+         f"--work_dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"one replica on each of \S*CPU:0, \S*CPU:1", proc.stderr), proc.stderr
+    assert [e["step"] for e in read_train_log(tmp_path)] == [1, 2]
+
+
+def test_lost_peer_message_names_the_peer_from_tensorflows_error():
+    # The text TF 2.21 raised in the survivor when its peer was killed (UnavailableError).
+    text = ("{{function_node __wrapped__CollectiveReduceV2_Nordering_token_1_device_/job:worker/"
+            "replica:0/task:0/device:CPU:0}} Collective ops is aborted by: Error reported from "
+            "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):"
+            "\n/job:worker/replica:0/task:1\nThe tasks have crashed.")
+    message = kd.lost_peer_message(text, "/w/checkpoints/ckpt-3", tf_config([5000, 5001], 0))
+    assert message == ("Lost worker 1 at 127.0.0.1:5001: it stopped answering (no heartbeats); "
+                       "the last checkpoint is /w/checkpoints/ckpt-3. Restart every worker "
+                       "with the same command to resume.")
+    assert "a peer" in kd.lost_peer_message("Deadline Exceeded", None, tf_config([1, 2], 1))
+
+
 # ---------------------------------------------------------------- multi_worker processes
 
 
@@ -312,13 +350,18 @@ def test_killed_worker_stops_the_other_and_both_resume_from_the_last_checkpoint(
         time.sleep(0.2)
     procs[1].kill()
     finish(procs[1])
-    # The survivor must notice (coordination heartbeats / collective timeout), not hang.
+    # The survivor must notice (coordination heartbeats / collective timeout), not hang, and
+    # say in one line whom it lost and how to resume.
     rc, text = finish(procs[0])
-    assert rc not in (0, None), text[-3000:]
+    assert rc == 1, text[-3000:]
     assert f"STEP {steps}" not in text
-    saved = int(tf.train.latest_checkpoint(str(tmp_path / "work" / "checkpoints"))
-                .rsplit("-", 1)[1])
+    latest = tf.train.latest_checkpoint(str(tmp_path / "work" / "checkpoints"))
+    saved = int(latest.rsplit("-", 1)[1])
     assert 2 <= saved < steps
+    last = text.strip().splitlines()[-1]
+    assert last.startswith(f"error: Lost worker 1 at 127.0.0.1:{ports[1]}: "), text[-3000:]
+    assert f"the last checkpoint is {latest}" in last and "Traceback" not in text
+    assert last.endswith("Restart every worker with the same command to resume.")
 
     ports = free_ports(2)
     procs = [start_worker(ports, i, tmp_path, *args, tag="_restart") for i in range(2)]

@@ -127,3 +127,27 @@ def test_trainer_opens_the_holdout_only_for_fashion_mnist():
         config.replace(data=None).open_source()
     with pytest.raises(ValueError, match="validation_holdout=-1"):
         config.replace(validation_holdout=-1)
+
+
+@pytest.mark.parametrize("num_shards", [2, 4])
+def test_workers_batch_k_together_is_one_process_batch_k(num_shards):
+    """Shuffled with the shared seed, then sharded; augmentation keyed on global positions."""
+    src = open_source("fashion_mnist", image_size=32)
+    batch, k = 16, 3  # a later batch: positions beyond the first batch's must line up too
+
+    def batch_k(n, i):
+        ds = src.train_dataset(batch // n, 28, seed=5, epoch=2, num_shards=n, shard_index=i)
+        return next(iter(ds.skip(k)))
+
+    images, labels = (x.numpy() for x in batch_k(1, 0))
+    shards = [batch_k(num_shards, i) for i in range(num_shards)]
+    union = np.concatenate([s[0].numpy() for s in shards])
+    union_labels = np.concatenate([s[1].numpy() for s in shards])
+    # Worker i's j-th example is the one process's example j * n + i of the batch.
+    order = np.argsort([j * num_shards + i for i in range(num_shards)
+                        for j in range(batch // num_shards)])
+    np.testing.assert_array_equal(union_labels[order], labels)
+    np.testing.assert_allclose(union[order], images, atol=1e-4)  # same crops, flips, lighting
+    # The augmentation is random: the same images differ between epochs.
+    other = next(iter(src.train_dataset(batch, 28, seed=5, epoch=3).skip(k)))[0].numpy()
+    assert not np.allclose(other, images)

@@ -122,6 +122,8 @@ class FashionMnistSource(Source):
     inputs of a plain source (which is what evaluate.py opens).
     """
 
+    strided_shards = True
+
     def __init__(self, directory: str | None = None, *, image_size: int = PAPER.image_size,
                  holdout: int = 0):
         if image_size < 1:
@@ -144,9 +146,8 @@ class FashionMnistSource(Source):
 
     def _elements(self, split, rng, num_shards, shard_index):
         images, labels = self.data[split]
-        order = np.arange(len(labels))[shard_index::num_shards]
-        if rng is not None:
-            order = rng.permutation(order)
+        order = np.arange(len(labels)) if rng is None else rng.permutation(len(labels))
+        order = order[shard_index::num_shards]  # after shuffling: see Source.strided_shards
         return tf.data.Dataset.from_tensor_slices((images[order], labels[order].astype(np.int32)))
 
     def _decode(self, image, label):

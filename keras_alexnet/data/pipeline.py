@@ -58,6 +58,11 @@ class Source:
     info: DatasetInfo
     # True where undecodable files can still be in the stream (they are then skipped).
     skip_decode_errors = False
+    # True where shard i of n is every n-th element, from i, of the one-process stream of
+    # the same (seed, epoch). Augmentation is then keyed on that global position, so the
+    # workers' batches k together are exactly one process's batch k (same images, same
+    # crops, flips and lighting): a multi-worker run trains on the data of a single one.
+    strided_shards = False
 
     def _elements(self, split: str, rng: np.random.Generator | None, num_shards: int,
                   shard_index: int) -> tf.data.Dataset:
@@ -98,6 +103,8 @@ class Source:
         eigvecs = tf.constant(info.eigvecs, tf.float32)
 
         def transform(index, raw):
+            if self.strided_shards:
+                index = index * num_shards + shard_index  # the global position
             image, label = self._decode(*(raw if isinstance(raw, tuple) else (raw,)))
             image = tf.cast(image, tf.float32)
             if not augment:

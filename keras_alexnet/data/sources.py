@@ -99,6 +99,8 @@ class FolderSource(Source):
     """
 
     skip_decode_errors = True
+    # Exact while no file is undecodable: a dropped file shifts the batches after it.
+    strided_shards = True
 
     def __init__(self, root: str | Path, *, image_size: int = PAPER.image_size,
                  stats_sample: int = 256, val_labels: str | None = None,
@@ -121,10 +123,11 @@ class FolderSource(Source):
             mean_image=stats.mean_image, eigvals=stats.eigvals, eigvecs=stats.eigvecs)
 
     def _elements(self, split, rng, num_shards, shard_index):
-        examples = self.layout.train if split == "train" else self.layout.val
-        examples = _shard_list(list(examples), num_shards, shard_index)
+        examples = list(self.layout.train if split == "train" else self.layout.val)
         if rng is not None:
             examples = [examples[i] for i in rng.permutation(len(examples))]
+        # After shuffling: see Source.strided_shards.
+        examples = _shard_list(examples, num_shards, shard_index)
         if not examples:
             raise ValueError(f"{self.layout.root} has no {split} images for shard {shard_index}")
         return tf.data.Dataset.from_tensor_slices(
