@@ -3,6 +3,7 @@
 import importlib.util
 
 # The network and its optimizer are written with keras.ops and run on any Keras backend.
+from keras_alexnet.caffe import import_caffe
 from keras_alexnet.config import ABLATIONS, AlexNetConfig, ablation
 from keras_alexnet.layers import ChannelSlice, LocalResponseNormalization
 from keras_alexnet.model import AlexNet, build_alexnet
@@ -25,6 +26,7 @@ __all__ = [
     "PaperSGD",
     "ablation",
     "build_alexnet",
+    "import_caffe",
 ]
 
 # Data, training and evaluation use tf.data / tf.function. Where TensorFlow is not installed

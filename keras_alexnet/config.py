@@ -70,6 +70,10 @@ class AlexNetConfig(ConfigMixin):
     # so by default the LRN window stops at the tower boundary. True normalises over all N
     # maps of the layer (one reading of the formula's N in 3.3).
     lrn_across_towers: bool = False
+    # Section 3.5 normalises, then pools (conv1 -> ReLU -> LRN -> pool). Caffe's CaffeNet
+    # (bvlc_reference_caffenet) swapped the two in conv1 and conv2, so its trained weights
+    # need True to give the network they were trained in; the parameters are the same.
+    pool_before_lrn: bool = False
     # Section 3.4: overlapping pooling, z=3, s=2 (the ablation is z=2, s=2).
     pool_size: int = 3
     pool_stride: int = 2

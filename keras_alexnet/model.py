@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -73,25 +74,114 @@ class AlexNet(keras.Model):
 
 
 def build_alexnet(
-    config: AlexNetConfig = AlexNetConfig(),  # noqa: B008 - frozen, so a shared default is safe
+    config: AlexNetConfig | None = None,
     tower_devices: Sequence[str] | None = None,
-) -> AlexNet:
+    *,
+    weights: str | os.PathLike | None = None,
+    include_top: bool = True,
+    pooling: str | None = None,
+) -> keras.Model:
     """Builds the paper's network (Section 3.5, Figure 2), or a variant described by `config`.
 
     Args:
-      config: architecture; the defaults are the paper's.
+      config: architecture; None gives the paper's, or the weights file's network.
       tower_devices: one device string per tower (e.g. `("/GPU:0", "/GPU:1")`) to place each
         tower's layers with `tf.device` (TensorFlow backend only); the layers that join the towers
         (concatenations, fc8) go on the first device. None places nothing.
+      weights: None (the paper's random init, Section 5), or a file to load: a `.keras` model
+        or a Caffe `.caffemodel` (their network is used; `config`, if given, may differ from it
+        only in fields that hold no weights: classifier_activation, dropout_rate and the
+        init), or a `.weights.h5` file of a model built with `config`.
+      include_top: False returns the convolutional base only: the input up to pool5's
+        (6, 6, 256) maps, as keras.applications models do, for features and transfer learning.
+      pooling: with include_top=False, None keeps pool5's maps, "avg" or "max" pools them
+        globally to one vector per image.
 
     Returns:
-      A `keras.Model` taking mean-subtracted RGB images (batch, S, S, 3), S = config.input_size,
-      and returning class probabilities (or logits if `config.classifier_activation` is None).
+      With include_top, an `AlexNet` taking mean-subtracted RGB images (batch, S, S, 3),
+      S = config.input_size, and returning class probabilities (or logits if
+      `config.classifier_activation` is None); else a functional `keras.Model` of its base.
 
     Raises:
-      ValueError: if `tower_devices` does not name one device per tower.
+      ValueError: if `tower_devices` does not name one device per tower, on a bad `pooling`,
+        or if the weights file is missing, unreadable or of another network.
     """
-    return AlexNet(config, tower_devices=tower_devices)
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling={pooling!r} must be None, 'avg' or 'max'.")
+    if include_top and pooling is not None:
+        raise ValueError(f"pooling={pooling!r} applies to the base only: pass include_top=False.")
+    if not include_top and tower_devices is not None:
+        # The base is a plain functional model, whose call would drop the tower scopes.
+        raise ValueError("tower_devices needs include_top=True (the base runs unplaced).")
+    if weights is None:
+        model = AlexNet(config or AlexNetConfig(), tower_devices=tower_devices)
+    else:
+        model = _with_weights(config, tower_devices, weights)
+    return model if include_top else _base(model, pooling)
+
+
+# Fields that hold no weights: a loaded network may be rebuilt with other values of these.
+_WEIGHTLESS_FIELDS = ("classifier_activation", "dropout_rate", "weight_init_std",
+                      "bias_one_layers")
+
+
+def _with_weights(config: AlexNetConfig | None, tower_devices: Sequence[str] | None,
+                  weights: str | os.PathLike) -> AlexNet:
+    path = str(weights)
+    if path.endswith(".weights.h5"):
+        model = AlexNet(config or AlexNetConfig(), tower_devices=tower_devices)
+        if not os.path.isfile(path):
+            raise ValueError(f"No weights file at {path!r}.")
+        try:
+            model.load_weights(path)
+        except (ValueError, KeyError, OSError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{path} does not hold this network's weights (built with another "
+                             f"config?): {first[:300]}") from None
+        return model
+    if path.endswith(".caffemodel"):
+        from keras_alexnet.caffe import read_caffe_alexnet  # Caffe's format, read on use
+
+        file_config, arrays = read_caffe_alexnet(path)
+        model = AlexNet(_merge(config, file_config, path), tower_devices=tower_devices)
+        for name, values in arrays.items():
+            model.get_layer(name).set_weights(values)
+        return model
+    if path.endswith(".keras"):
+        import keras_alexnet.optim  # noqa: F401 - registers PaperSGD for files saved compiled
+
+        if not os.path.isfile(path):
+            raise ValueError(f"No model file at {path!r}.")
+        loaded = keras.saving.load_model(path, compile=False)
+        if not isinstance(loaded, AlexNet):
+            raise ValueError(f"{path} holds a {type(loaded).__name__}, not an AlexNet "
+                             "from build_alexnet.")
+        model = AlexNet(_merge(config, loaded.alexnet_config, path), tower_devices=tower_devices)
+        model.set_weights(loaded.get_weights())
+        return model
+    raise ValueError(f"weights={path!r}: pass a .keras, .weights.h5 or .caffemodel file.")
+
+
+def _merge(config: AlexNetConfig | None, found: AlexNetConfig, path: str) -> AlexNetConfig:
+    """`found` (the file's network) with `config`'s weightless fields, if `config` is given."""
+    if config is None:
+        return found
+    differ = [f for f, v in found.to_dict().items() if config.to_dict()[f] != v]
+    bad = [f for f in differ if f not in _WEIGHTLESS_FIELDS]
+    if bad:
+        raise ValueError(f"config differs from the network in {path} in {bad}: pass config=None "
+                         "to use the file's network.")
+    return found.replace(**{f: getattr(config, f) for f in differ})
+
+
+def _base(model: AlexNet, pooling: str | None) -> keras.Model:
+    """The functional model from the input to pool5's maps (what flatten reads), pooled."""
+    x = model.get_layer("flatten").input
+    if pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return keras.Model(model.inputs, x, name=f"{model.name}_base")
 
 
 def tower_suffix(config: AlexNetConfig, tower: int) -> str:
@@ -205,7 +295,7 @@ def _forward(
     suffixes = [tower_suffix(c, t) for t in range(T)]
     shared_lrn = c.use_lrn and c.lrn_across_towers and T > 1
 
-    def normalise_and_pool(maps: list, k: int, pool: str) -> list:
+    def normalise(maps: list, k: int) -> list:
         if shared_lrn:
             with place(0):
                 joined = L[f"lrn{k}"](L[f"conv{k}_joined"](maps))
@@ -216,8 +306,20 @@ def _forward(
                     m = L[f"lrn{k}_t{t}"](joined)
                 elif c.use_lrn:
                     m = L[f"lrn{k}{s}"](m)
-                out.append(L[pool + s](m))
+                out.append(m)
         return out
+
+    def pool(maps: list, name: str) -> list:
+        out = []
+        for t, (s, m) in enumerate(zip(suffixes, maps)):
+            with place(t):
+                out.append(L[name + s](m))
+        return out
+
+    def normalise_and_pool(maps: list, k: int, name: str) -> list:
+        if c.pool_before_lrn:
+            return normalise(pool(maps, name), k)
+        return pool(normalise(maps, k), name)
 
     if "conv1_overhang" in L:
         x = L["conv1_overhang"](x)

@@ -1,0 +1,360 @@
+"""Caffe's trained AlexNet (bvlc_alexnet, bvlc_reference_caffenet) as this package's network.
+
+The model zoo's `bvlc_alexnet.caffemodel` is the public trained network with the paper's
+two-group architecture. Its conventions, and how they map here:
+  - input 227x227 BGR, NCHW: conv1's input channels are reversed, so the model takes RGB;
+  - LRN (k=1, local_size 5) over all channels of the blob, with alpha divided by local_size:
+    `lrn_across_towers=True`, `lrn_bias=k`, `lrn_alpha=alpha/local_size`;
+  - conv1 and conv3 are ungrouped: tower t gets output channels [t*n/2, (t+1)*n/2), and so
+    does a group-2 conv's group t; kernels (out, in/group, kh, kw) -> (kh, kw, in, out);
+  - fc6 reads pool5 flattened as C,H,W, this package flattens H,W,C: fc6's input rows are
+    permuted; dense weights (out, in) -> (in, out);
+  - CaffeNet pools before it normalises: `pool_before_lrn=True`.
+The layer order and every parameter are read from the file; anything else is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keras_alexnet.caffe_format import CaffeLayer, read_binaryproto, read_net
+from keras_alexnet.config import AlexNetConfig
+
+# Caffe's input: 227x227 (the deploy prototxt's; conv1 needs no overhang at 227).
+CAFFE_INPUT_SIZE = 227
+# The model zoo's per-channel ImageNet mean, BGR (the fallback without imagenet_mean.binaryproto).
+CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
+# The stored image size the mean and the zoo's test crops come from.
+CAFFE_IMAGE_SIZE = 256
+# Layer types that compute nothing at test time (data, dropout, loss, accuracy, the softmax
+# head, which build_alexnet's classifier_activation supplies).
+_PASSIVE = {"Data", "ImageData", "MemoryData", "Input", "Dropout", "Softmax", "SoftmaxWithLoss",
+            "Accuracy", "Split", "Silence"}
+_ALEXNET = ("Convolution", "ReLU", "LRN", "Pooling", "Convolution", "ReLU", "LRN", "Pooling",
+            "Convolution", "ReLU", "Convolution", "ReLU", "Convolution", "ReLU", "Pooling",
+            "InnerProduct", "ReLU", "InnerProduct", "ReLU", "InnerProduct")
+_CAFFENET = (*_ALEXNET[:2], "Pooling", "LRN", *_ALEXNET[4:6], "Pooling", "LRN", *_ALEXNET[8:])
+# Our names for the layers of _ALEXNET with weights, in order, and their Caffe groups.
+_CONVS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+_GROUPS = (1, 2, 1, 2, 2)  # Section 3.5: conv3 sees both towers; conv1's input is the image
+_FCS = ("fc6", "fc7", "fc8")
+_TOWERS = 2
+
+
+def _fail(msg: str) -> None:
+    raise ValueError(msg)
+
+
+def _computing_layers(layers: list[CaffeLayer], path: str) -> tuple[list[CaffeLayer], bool]:
+    """The layers that compute, checked against AlexNet's (or CaffeNet's) order and chain.
+
+    Returns the layers and whether the file pools before it normalises (CaffeNet).
+    """
+    net = [layer for layer in layers if layer.type not in _PASSIVE]
+    types = tuple(layer.type for layer in net)
+    if types == _CAFFENET:
+        order, pool_first = _CAFFENET, True
+    else:
+        order, pool_first = _ALEXNET, False
+    for i, want in enumerate(order):
+        after = f"after layer {net[i - 1].name!r}" if i else "first"
+        if i >= len(net):
+            _fail(f"{path}: missing layer: AlexNet has a {want} layer {after}, the file ends.")
+        if net[i].type != want:
+            _fail(f"{path}: layer {net[i].name!r} is {net[i].type} where AlexNet (and CaffeNet) "
+                  f"have {want} ({after}); this importer reads only those two networks.")
+    if len(net) > len(order):
+        _fail(f"{path}: extra layer {net[len(order)].name!r} ({net[len(order)].type}) after "
+              f"{net[len(order) - 1].name!r}: not AlexNet.")
+    for prev, layer in zip(net, net[1:]):
+        if layer.bottom and prev.top and layer.bottom[0] != prev.top[0]:
+            _fail(f"{path}: layer {layer.name!r} reads {layer.bottom[0]!r}, not the output "
+                  f"{prev.top[0]!r} of {prev.name!r}: not AlexNet's chain of layers.")
+    return net, pool_first
+
+
+def _blob(layer: CaffeLayer, index: int, shape: tuple[int, ...], path: str) -> np.ndarray:
+    """Blob `index` of `layer` reshaped to `shape`; legacy 4-D blobs lose their leading 1s."""
+    what = ("weights", "biases")[index]
+    if len(layer.blobs) <= index:
+        _fail(f"{path}: layer {layer.name!r} has no {what} blob: expected shape {shape}.")
+    blob = layer.blobs[index]
+    found = blob.shape
+    extra = found[:len(found) - len(shape)]
+    if found[len(extra):] != shape or any(d != 1 for d in extra):
+        _fail(f"{path}: layer {layer.name!r} {what}: expected shape {shape}, found {found}.")
+    return blob.reshape(shape)
+
+
+def _square(params: dict, name: str, single: str, default: int | None) -> int | None:
+    """kernel_size/stride/pad of a Caffe layer as one int (AlexNet's are square)."""
+    values = params.get(single)
+    values = list(values) if isinstance(values, tuple) else ([] if values is None else [values])
+    h, w = params.get(f"{single}_h"), params.get(f"{single}_w")
+    if h is not None or w is not None:
+        values = [h, w]
+    if not values:
+        return default
+    if any(v != values[0] for v in values):
+        _fail(f"layer {name!r} has a non-square {single} {values}: AlexNet's are square.")
+    return values[0]
+
+
+def _lrn_settings(layers: list[CaffeLayer], path: str) -> dict:
+    settings = []
+    for layer in layers:
+        p = layer.params.get("lrn", {"local_size": 5, "alpha": 1.0, "beta": 0.75,
+                                     "norm_region": 0, "k": 1.0})
+        if p["norm_region"] != 0 or p["local_size"] % 2 == 0:
+            _fail(f"{path}: LRN layer {layer.name!r} must normalise across channels with an odd "
+                  f"local_size (found norm_region={p['norm_region']}, "
+                  f"local_size={p['local_size']}).")
+        settings.append(dict(
+            lrn_depth_radius=(p["local_size"] - 1) // 2, lrn_bias=p["k"], lrn_beta=p["beta"],
+            # Caffe divides alpha by local_size; this package's LRN does not (layers.py).
+            lrn_alpha=float(f"{p['alpha'] / p['local_size']:.7g}")))
+    if settings[0] != settings[1]:
+        _fail(f"{path}: LRN layers {layers[0].name!r} and {layers[1].name!r} differ "
+              f"({settings[0]} vs {settings[1]}); AlexNetConfig has one set of LRN constants.")
+    return settings[0]
+
+
+def _pool_settings(layers: list[CaffeLayer], path: str) -> tuple[int, int]:
+    found = set()
+    for layer in layers:
+        p = layer.params.get("pooling", {})
+        size = _square(p, layer.name, "kernel_size", None)
+        stride = _square(p, layer.name, "stride", 1)
+        pad = _square(p, layer.name, "pad", 0)
+        if p.get("pool", 0) != 0 or p.get("global_pooling") or pad or size is None:
+            _fail(f"{path}: pooling layer {layer.name!r} must be MAX with a kernel_size and no "
+                  f"padding (found pool={p.get('pool', 0)}, kernel_size={size}, pad={pad}).")
+        found.add((size, stride))
+    if len(found) != 1:
+        _fail(f"{path}: the pooling layers differ ({sorted(found)}); AlexNet's are all alike.")
+    return found.pop()
+
+
+def caffe_alexnet_config(path: str | os.PathLike) -> AlexNetConfig:
+    """The AlexNetConfig of the network in a `.caffemodel` (see read_caffe_alexnet)."""
+    return read_caffe_alexnet(path)[0]
+
+
+def read_caffe_alexnet(path: str | os.PathLike
+                       ) -> tuple[AlexNetConfig, dict[str, list[np.ndarray]]]:
+    """Reads a Caffe AlexNet/CaffeNet `.caffemodel` into this package's layout.
+
+    Channel counts come from the file, so a network of AlexNet's structure with other widths
+    also loads; its input is 227x227.
+
+    Returns:
+      (config, weights): the AlexNetConfig of the file's network, and for each of our layers
+      with weights (conv1_t0, ..., fc8) its [kernel, bias] in Keras' layout, RGB input.
+
+    Raises:
+      ValueError: one line naming the problem: a missing, truncated or non-Caffe file, a layer
+        order or parameter this package's network cannot express, or a blob of the wrong shape
+        (with the expected and found shapes).
+    """
+    path = str(path)
+    layers = read_net(path)
+    net, pool_first = _computing_layers(layers, path)
+    by_type = {t: [layer for layer in net if layer.type == t] for t in set(_ALEXNET)}
+    convs, fcs = by_type["Convolution"], by_type["InnerProduct"]
+    for relu in by_type["ReLU"]:
+        if relu.params.get("relu", {}).get("negative_slope", 0.0) != 0.0:
+            _fail(f"{path}: ReLU layer {relu.name!r} is leaky; AlexNet's ReLU is not.")
+    lrn = _lrn_settings(by_type["LRN"], path)
+    pool_size, pool_stride = _pool_settings(by_type["Pooling"], path)
+
+    weights: dict[str, list[np.ndarray]] = {}
+    channels, size = 3, CAFFE_INPUT_SIZE
+    filters, kernels, conv1_stride = [], [], 1
+    for i, (ours, layer, group) in enumerate(zip(_CONVS, convs, _GROUPS)):
+        p = layer.params.get("convolution", {})
+        blob = layer.blobs[0] if layer.blobs else None
+        k = _square(p, layer.name, "kernel_size", blob.shape[-1] if blob is not None else None)
+        stride = _square(p, layer.name, "stride", 1)
+        pad = _square(p, layer.name, "pad", 0)
+        out = p.get("num_output") or (blob.shape[0] if blob is not None else 0)
+        # conv1 is 'valid' with any stride; the others are 'same' (pad (k-1)/2) with stride 1.
+        want_pad, want_stride = (0, stride) if i == 0 else ((k - 1) // 2, 1)
+        if (pad, stride, p.get("group", 1)) != (want_pad, want_stride, group) \
+                or not p.get("bias_term", 1) or any(d != 1 for d in p.get("dilation", ())):
+            _fail(f"{path}: convolution {layer.name!r} has pad={pad}, stride={stride}, "
+                  f"group={p.get('group', 1)}, bias_term={p.get('bias_term', 1)}; AlexNet's "
+                  f"{ours} has pad={want_pad}, stride={want_stride}, group={group}, biases.")
+        if out % _TOWERS:
+            _fail(f"{path}: convolution {layer.name!r} has {out} outputs: not two towers' worth.")
+        w = _blob(layer, 0, (out, channels // group, k, k), path)
+        b = _blob(layer, 1, (out,), path)
+        if i == 0:
+            conv1_stride = stride
+            if (size - k) % stride:
+                _fail(f"{path}: conv1 ({k}x{k}, stride {stride}) does not tile a "
+                      f"{size}x{size} input.")
+            size = (size - k) // stride + 1
+            w = w[:, ::-1]  # BGR -> RGB input channels
+        half = out // _TOWERS
+        for t in range(_TOWERS):
+            rows = slice(t * half, (t + 1) * half)
+            weights[f"{ours}_t{t}"] = [np.ascontiguousarray(w[rows].transpose(2, 3, 1, 0)),
+                                       np.array(b[rows])]
+        filters.append(out)
+        kernels.append(k)
+        channels = out
+        if ours in ("conv1", "conv2", "conv5"):
+            # Caffe rounds pooled sizes up, valid pooling here rounds down: equal when exact.
+            if (size - pool_size) % pool_stride:
+                _fail(f"{path}: pooling {pool_size}/{pool_stride} of {size}x{size} maps "
+                      "does not tile them; Caffe's and Keras' pooled sizes would differ.")
+            size = (size - pool_size) // pool_stride + 1
+
+    inputs = channels * size * size
+    # This package flattens pool5 as H,W,C; Caffe as C,H,W: row j here is Caffe's row perm[j].
+    perm = np.arange(inputs).reshape(channels, size, size).transpose(1, 2, 0).ravel()
+    units = []
+    for i, (ours, layer) in enumerate(zip(_FCS, fcs)):
+        p = layer.params.get("inner_product", {})
+        blob = layer.blobs[0] if layer.blobs else None
+        out = p.get("num_output") or (blob.shape[0] if blob is not None else 0)
+        if p.get("transpose") or not p.get("bias_term", 1):
+            _fail(f"{path}: inner product {layer.name!r} must be untransposed with biases.")
+        w = _blob(layer, 0, (out, inputs), path)
+        b = _blob(layer, 1, (out,), path)
+        if i == 0:
+            w = w[:, perm]
+        if ours == "fc8":
+            weights["fc8"] = [np.ascontiguousarray(w.T), np.array(b)]
+        else:
+            if out % _TOWERS:
+                _fail(f"{path}: inner product {layer.name!r} has {out} outputs: not two "
+                      "towers' worth.")
+            half = out // _TOWERS
+            for t in range(_TOWERS):
+                rows = slice(t * half, (t + 1) * half)
+                weights[f"{ours}_t{t}"] = [np.ascontiguousarray(w[rows].T), np.array(b[rows])]
+            units.append(out)
+        inputs = out
+
+    dropout = [layer.params.get("dropout", {}).get("dropout_ratio", 0.5)
+               for layer in layers if layer.type == "Dropout"]
+    config = AlexNetConfig(
+        num_classes=inputs, input_size=CAFFE_INPUT_SIZE, num_towers=_TOWERS,
+        conv_filters=tuple(filters), conv_kernel_sizes=tuple(kernels), conv1_stride=conv1_stride,
+        fc_units=tuple(units), pool_size=pool_size, pool_stride=pool_stride,
+        lrn_across_towers=True, pool_before_lrn=pool_first,
+        dropout_rate=dropout[0] if dropout else 0.5, **lrn)
+    return config, weights
+
+
+def import_caffe(caffemodel_path: str | os.PathLike):
+    """Caffe's bvlc_alexnet (or CaffeNet) `.caffemodel` as this package's AlexNet.
+
+    The model takes mean-subtracted RGB images (batch, 227, 227, 3) on the 0..255 scale, like
+    every model of the package, and returns softmax probabilities.
+
+    Raises:
+      ValueError: as read_caffe_alexnet.
+    """
+    from keras_alexnet.model import build_alexnet
+
+    return build_alexnet(weights=str(caffemodel_path))
+
+
+def caffe_mean_image(path: str | os.PathLike | None = None) -> np.ndarray:
+    """The mean image in RGB (H, W, 3) float32, from Caffe's `imagenet_mean.binaryproto`.
+
+    None gives the model zoo's per-channel mean CAFFE_MEAN_BGR as a 256x256 RGB image.
+
+    Raises:
+      ValueError: if the file is unreadable or not a (1,) 3 x H x W blob.
+    """
+    if path is None:
+        bgr = np.asarray(CAFFE_MEAN_BGR, np.float32)
+        return np.broadcast_to(bgr[::-1], (CAFFE_IMAGE_SIZE, CAFFE_IMAGE_SIZE, 3)).copy()
+    blob = read_binaryproto(path)
+    shape = blob.shape
+    while blob.ndim > 3 and blob.shape[0] == 1:
+        blob = blob[0]
+    if blob.ndim != 3 or blob.shape[0] != 3 or blob.shape[1] != blob.shape[2]:
+        raise ValueError(f"{path}: mean blob has shape {shape}; expected (1, 3, H, H) BGR.")
+    return np.ascontiguousarray(blob.transpose(1, 2, 0)[:, :, ::-1], np.float32)
+
+
+def read_class_names(path: str | os.PathLike | None, num_classes: int
+                     ) -> tuple[list[str], list[str]]:
+    """(wnids, names) in class order from Caffe's synset_words.txt; None gives "0", "1", ...
+
+    Raises:
+      ValueError: if the file does not list exactly `num_classes` classes.
+    """
+    if path is None:
+        ids = [str(i) for i in range(num_classes)]
+        return ids, ids
+    from keras_alexnet.data.imagenet import read_synset_words  # the one parser of the format
+
+    if not Path(path).is_file():
+        raise ValueError(f"No synset words file at {str(path)!r}.")
+    words = read_synset_words(path)  # in file order, which is Caffe's class order
+    if len(words) != num_classes:
+        raise ValueError(f"{path} lists {len(words)} classes; the model has {num_classes}.")
+    return list(words), list(words.values())
+
+
+def write_caffe_run(caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *,
+                    mean: str | os.PathLike | None = None,
+                    synset_words: str | os.PathLike | None = None) -> Path:
+    """Writes a run directory for the other scripts from a Caffe AlexNet.
+
+    `out_dir` gets `model.keras`, `config.json` (the model config and, as its data, `out_dir`
+    itself) and the files of an image-less prepared dataset there: `classes.tsv`,
+    `mean_image.npy` (RGB, 256x256x3), `stats.json`, `manifest.json`. So scripts/export.py and
+    scripts/visualize.py find the class names and mean image with no flags;
+    scripts/evaluate.py needs `--data` (this directory holds no images).
+
+    Returns:
+      The path of model.keras, written last and atomically: on any error it is not written.
+
+    Raises:
+      ValueError: on an unreadable or mismatched input file (one line).
+    """
+    from keras_alexnet.files import atomic_path, write_text_atomic
+
+    out = Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out={out} exists and is not a directory.")
+    model = import_caffe(caffemodel)
+    config = model.alexnet_config
+    wnids, names = read_class_names(synset_words, config.num_classes)
+    mean_image = caffe_mean_image(mean)
+    if mean_image.shape[0] < config.input_size:
+        raise ValueError(f"{mean}: mean image is {mean_image.shape[0]} pixels; the model crops "
+                         f"{config.input_size}.")
+    out.mkdir(parents=True, exist_ok=True)
+    rgb = mean_image.reshape(-1, 3).mean(axis=0)
+    with atomic_path(out / "mean_image.npy", suffix=".tmp.npy") as tmp:
+        np.save(tmp, mean_image)
+    # The prepared-dataset files (keras_alexnet.data.prepare's layout) with no images: the RGB
+    # covariance of Caffe's training images is unknown, so PCA lighting's statistics are zero.
+    write_text_atomic(out / "stats.json", json.dumps({
+        "scale": "pixel values 0..255", "num_images": 0, "mean_rgb": rgb.tolist(),
+        "covariance": np.zeros((3, 3)).tolist(), "eigvals": [0.0, 0.0, 0.0],
+        "eigvecs_columns": np.eye(3).tolist(),
+        "source": f"Caffe mean {mean or CAFFE_MEAN_BGR} (BGR), as RGB"}, indent=2))
+    write_text_atomic(out / "classes.tsv", "".join(
+        f"{i}\t{w}\t{n}\n" for i, (w, n) in enumerate(zip(wnids, names))))
+    write_text_atomic(out / "manifest.json", json.dumps({
+        "format": 1, "image_size": int(mean_image.shape[0]), "num_classes": config.num_classes,
+        "num_broken": 0, "splits": {s: {"num_examples": 0, "files": [], "per_class": {}}
+                                    for s in ("train", "val")}}, indent=2))
+    write_text_atomic(out / "config.json", json.dumps({
+        "data": str(out), "model": config.to_dict(),
+        "imported_from": str(Path(caffemodel).resolve())}, indent=2, sort_keys=True))
+    with atomic_path(out / "model.keras", suffix=".keras") as tmp:
+        model.save(tmp)
+    return out / "model.keras"
