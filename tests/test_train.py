@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -261,7 +263,7 @@ def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
     resumed = start(0, broken)
     out, errs = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, errs[-3000:]
-    assert "step 9, epoch 3, batch 1" in errs
+    assert "step 9, in epoch 3 after batch 1" in errs
 
     expected, got = read_train_log(whole), read_train_log(broken)
     assert [e["step"] for e in got] == list(range(1, 13))
@@ -279,6 +281,45 @@ def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
         if key != "_CHECKPOINTABLE_OBJECT_GRAPH" and "save_counter" not in key:
             np.testing.assert_array_equal(final[0].get_tensor(key), final[1].get_tensor(key),
                                           err_msg=key)
+
+
+@pytest.mark.slow
+def test_sigint_saves_after_the_step_and_the_rerun_continues_exactly(tmp_path):
+    """Ctrl-C: one line saying how to resume, a checkpoint at that step, an exact rerun."""
+    sets = ["epochs=1", "steps_per_epoch=300", "eval_steps=2", "checkpoint_every_steps=1000"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+
+    def start(work_dir, out=subprocess.PIPE):
+        return subprocess.Popen(
+            [sys.executable, "scripts/train.py", "--preset=tiny", f"--work_dir={work_dir}",
+             *[f"--set={s}" for s in sets]],
+            cwd=ROOT, env=ENV, stdout=out, stderr=out, text=True)
+
+    reference, proc = start(whole, subprocess.DEVNULL), start(broken)
+    deadline = time.monotonic() + 240
+    while not read_train_log(broken) or read_train_log(broken)[-1]["step"] < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, errs = proc.communicate(timeout=240)
+    assert proc.returncode == 130, errs[-3000:]
+    assert "Traceback" not in errs
+    last = errs.strip().splitlines()[-1]
+    match = re.fullmatch(r"error: SIGINT at step (\d+): saved (\S+)\. Rerun the same command "
+                         r"to resume\.", last)
+    assert match, errs[-3000:]
+    stopped, saved = int(match[1]), match[2]
+    assert stopped < 300 and saved == tf.train.latest_checkpoint(str(broken / "checkpoints"))
+    assert tf.train.load_checkpoint(saved).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == stopped
+    assert read_train_log(broken)[-1]["step"] == stopped
+    assert not (broken / "model.keras").exists()  # the run is not over
+
+    rerun = start(broken)
+    _, errs = rerun.communicate(timeout=240)
+    assert rerun.returncode == 0, errs[-3000:]
+    assert f"step {stopped}, in epoch 1 after batch {stopped}" in errs
+    assert reference.wait(timeout=240) == 0
+    assert read_train_log(broken) == read_train_log(whole)  # bit-identical losses
 
 
 def test_demo_script_end_to_end(tmp_path):
