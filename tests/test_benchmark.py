@@ -103,6 +103,17 @@ def test_timed_train_step_is_the_paper_update(jit_update):
         np.testing.assert_allclose(var.numpy(), w + v, rtol=1e-5, atol=1e-7)
 
 
+def test_timed_inference_step_is_the_forward_pass():
+    import numpy as np
+
+    spec = json.loads(json.dumps(cell_spec(PRESETS["tiny"], "keras", "infer", 3)))
+    model = build_alexnet(TINY_CONFIG)  # softmax output, as the worker builds it for "infer"
+    x = np.random.default_rng(0).normal(0, 60, (3, 67, 67, 3)).astype(np.float32)
+    probs = make_step(model, spec, "infer")(x, None)
+    np.testing.assert_allclose(probs, model(x, training=False).numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
 def test_summarize_median_and_spread():
     assert summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0,
                                           "runs": [3.0, 1.0, 2.0]}
@@ -136,14 +147,15 @@ def _worker_result(rate: float, rss: float = 100.0, **extra) -> dict:
 
 def test_report_and_table_from_worker_results():
     # Worker results made up with round numbers, so every derived figure is checked by hand.
-    settings = BenchSettings(config=TINY_CONFIG, batch_sizes=(8,), modes=("train",),
-                             repeats=3, torch_variants=("grouped", "split"))
+    settings = BenchSettings(config=TINY_CONFIG, batch_sizes=(8,), repeats=3,
+                             torch_variants=("grouped", "split"))
     machine = {"tf_matmul_gflops": summarize([90.0, 100.0]),
                "numpy_matmul_gflops": summarize([80.0]), "macs": 5e8,
                "macs_per_layer": {"conv1": 5e8}, "params": 1000, "tensorflow": "2.x",
                "keras": "3.x", "numpy": "2.x", "accelerators": []}
     cells = {
         ("keras", "train", 8): [_worker_result(r, 300.0) for r in (30.0, 32.0, 31.0)],
+        ("keras", "infer", 8): [_worker_result(r, 200.0) for r in (80.0, 90.0, 70.0)],
         ("torch:grouped", "train", 8): [_worker_result(r, version="2.13.0")
                                         for r in (10.0, 12.0, 11.0)],
         ("torch:split", "train", 8): [_worker_result(15.0, version="2.13.0"),
@@ -162,7 +174,7 @@ def test_report_and_table_from_worker_results():
     # 2 * 5e8 = 1 GFLOP forward, 3 GFLOP per training image; the ceiling is the best matmul.
     assert report["ceiling"]["gflops"] == 100.0
     assert report["ceiling"]["implied_images_per_s"] == {"train": 100.0 / 3, "infer": 100.0}
-    rows = {r["framework"]: r for r in report["results"]}
+    rows = {r["framework"]: r for r in report["results"] if r["mode"] == "train"}
     keras_row = rows["keras"]
     assert keras_row["images_per_s"]["median"] == 31.0 and keras_row["peak_rss_mib"] == 300.0
     assert keras_row["fraction_of_ceiling"] == pytest.approx(31.0 / (100.0 / 3))
@@ -171,6 +183,10 @@ def test_report_and_table_from_worker_results():
     assert keras_row["speedup_vs_torch"] == pytest.approx(31.0 / 15.5)
     assert rows["torch:split"]["errors"] == ["exit code 1: boom"]
     assert report["versions"]["torch"] == "2.13.0"
+    # Inference: against its own implied rate; no peer measured it, so no speedup.
+    (infer_row,) = [r for r in report["results"] if r["mode"] == "infer"]
+    assert infer_row["fraction_of_ceiling"] == pytest.approx(0.8)
+    assert "speedup_vs_torch" not in infer_row
     modes = {r["dist_mode"]: r for r in report["distribution"]["results"]}
     assert modes["towers"]["vs_single"] == 0.5 and "images_per_s" not in modes["mirrored"]
 
@@ -179,6 +195,7 @@ def test_report_and_table_from_worker_results():
     assert table.startswith("**busy machine**")
     assert ("| train | 8 | 31.0 (30.0–32.0) | 11.0 (10.0–12.0) | 15.5 (15.0–16.0) | 2.00x | 93% "
             "| 300 / 100 / 100 |") in table
+    assert "| infer | 8 | 80.0 (70.0–90.0) | n/a | n/a | n/a | 80% | 200 / n/a / n/a |" in table
     assert "allows 33.3 training or 100.0 inference images/s" in table
     assert "Prepared-shard pipeline: not measured (disabled (--set pipeline=false))." in table
     assert "| towers | tower *i* on device *i* | 10.0 (10.0–10.0) | 0.50x | 100 |" in table
@@ -201,11 +218,13 @@ def _run(tmp_path: Path, *flags: str) -> tuple[dict, str]:
 
 @pytest.mark.slow
 def test_tiny_benchmark_end_to_end(tmp_path):
-    # One PyTorch build (split, channels_last: the variant the equivalence tests do not run
-    # through a worker); the report's handling of several peers is checked above.
+    # Training only, one PyTorch build: every worker kind runs once in its own process. The
+    # inference steps, the other PyTorch builds and the report's handling of several peers
+    # and of inference rows are checked in-process (above, and tests/test_torch_reference.py).
     md = tmp_path / "PERFORMANCE.md"
     md.write_text("# Performance\n\nHand-written text that must survive.\n")
-    report, _ = _run(tmp_path, f"--markdown={md}", "--set", "torch_variants=split+cl")
+    report, _ = _run(tmp_path, f"--markdown={md}", "--set", "modes=train",
+                     "--set", "torch_variants=split+cl")
     assert {"machine", "versions", "settings", "model", "ceiling", "results", "pipeline",
             "command"} <= set(report)
     assert report["model"]["macs"] == sum(_expected_macs(TINY_CONFIG).values())
@@ -213,7 +232,7 @@ def test_tiny_benchmark_end_to_end(tmp_path):
     assert report["ceiling"]["implied_images_per_s"]["train"] > 0
     cells = {(r["framework"], r["mode"], r["batch_size"]): r for r in report["results"]}
     frameworks = ["keras"] + (["torch:split+cl"] if _HAS_TORCH else [])
-    assert set(cells) == {(fw, m, 2) for fw in frameworks for m in ("train", "infer")}
+    assert set(cells) == {(fw, "train", 2) for fw in frameworks}
     for cell in cells.values():
         assert cell["errors"] == []
         assert cell["images_per_s"]["median"] > 0 and cell["peak_rss_mib"] > 0

@@ -123,6 +123,17 @@ def test_worker_builds_the_spec_network(mode):
     assert sum(p.numel() for p in net.parameters()) == build_alexnet(config).count_params()
 
 
+@pytest.mark.parametrize("mode, variant", [("train", "split+cl"), ("infer", "grouped")])
+def test_worker_measures_a_cell(mode, variant):
+    # In this process (the end-to-end benchmark test starts the worker as its own process).
+    spec = json.loads(json.dumps(cell_spec(PRESETS["tiny"], "torch", mode, 2, variant)))
+    spec["threads"] = 0  # keep this process's thread pools (they are set once per process)
+    result = torch_reference.measure(spec)
+    assert result["variant"] == variant and result["version"] == torch.__version__
+    assert len(result["step_seconds"]) == spec["steps"]
+    assert result["images_per_s"] > 0 and result["peak_rss_mib"] > 0
+
+
 def test_mismatched_config_is_a_clear_error():
     keras_model = build_alexnet(TINY)
     net = torch_reference.TorchAlexNet(TINY.replace(fc_units=(64, 64)))
