@@ -28,7 +28,7 @@ demo: install fashion-mnist
 	$(PY) scripts/demo.py $(DEMO_FLAGS)
 
 lint: install
-	$(VENV)/bin/ruff check keras_alexnet scripts tests
+	$(VENV)/bin/ruff check keras_alexnet benchmarks scripts tests
 
 test: install fashion-mnist lint
 	$(VENV)/bin/pytest -q

@@ -12,10 +12,6 @@ import keras
 from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.layers import ChannelSlice, LocalResponseNormalization
 
-# Layers per tower in the order the data flows. "own" layers see only their tower's maps,
-# "cross" layers see the maps of all towers (Section 3.5, Figure 2).
-_CONV_CONNECTIVITY = ("own", "own", "cross", "own", "own")
-
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
 class AlexNet(keras.Model):
