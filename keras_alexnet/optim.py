@@ -22,7 +22,6 @@ from keras import ops
 from keras_alexnet.config import PAPER_LEARNING_RATE, PAPER_MOMENTUM, PAPER_WEIGHT_DECAY
 
 
-
 @keras.saving.register_keras_serializable(package="keras_alexnet")
 class PaperSGD(keras.optimizers.Optimizer):
     """SGD with momentum and L2 weight decay folded into the velocity (Section 5).
