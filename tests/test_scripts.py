@@ -124,11 +124,19 @@ def test_export_empty_checkpoint_dir_says_no_checkpoint(tmp_path):
     assert f"No checkpoint found at {str(empty)!r}" in _one_error_line(p.stderr)
 
 
-def test_demo_without_fashion_mnist(tmp_path):
-    missing = tmp_path / "nowhere"
-    p = _run("demo", "--set", f"data=fashion_mnist:{missing}", f"--work_dir={tmp_path / 'run'}")
+def test_demo_on_corrupt_fashion_mnist(tmp_path):
+    """Data the demo cannot use is one line, not a traceback (and no training starts)."""
+    import gzip
+
+    from keras_alexnet.data.fashion_mnist import FILES
+
+    data = tmp_path / "fmnist"
+    data.mkdir()
+    for name in (f for pair in FILES.values() for f in pair):
+        (data / name).write_bytes(gzip.compress(bytes(16)))  # IDX magic number 0
+    p = _run("demo", "--set", f"data=fashion_mnist:{data}", f"--work_dir={tmp_path / 'run'}")
     assert p.returncode == 1
-    assert "Fashion-MNIST .gz files not found in" in _one_error_line(p.stderr)
+    assert "is not a Fashion-MNIST IDX file" in _one_error_line(p.stderr)
 
 
 def test_prepare_imagenet_on_non_images(tmp_path):
