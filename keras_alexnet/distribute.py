@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterator, Sequence
 import tensorflow as tf
 from absl import logging
 
-MODES = ("single", "towers", "mirrored", "multi_worker")
+from keras_alexnet.train_config import MODES  # defined where scripts read it without TF
+
 # The only jobs MultiWorkerMirroredStrategy trains with; "ps"/"evaluator" belong to other setups.
 _JOBS = ("chief", "worker")
 # Seconds a multi-worker task waits for its peers to come up (and for a collective to finish)

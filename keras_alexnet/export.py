@@ -157,6 +157,20 @@ def _signatures(module: _ServingModule) -> dict[str, tf.types.experimental.Concr
             "features": features.get_concrete_function()}
 
 
+def default_model_name(data: str) -> str:
+    """The export's model name for a run on `data` (a source spec): the dataset's name.
+
+    "fashion_mnist[:dir]" -> fashion_mnist, "tfds:NAME" -> NAME; ImageNet (a prepared or
+    "folder:" source) -> alexnet, the paper's model.
+    """
+    kind, _, arg = data.partition(":")
+    if kind == "fashion_mnist":
+        return "fashion_mnist"
+    if kind == "tfds" and arg:
+        return arg.split("/")[0].split(":")[0]
+    return "alexnet"
+
+
 def _next_version(directory: Path) -> int:
     versions = [int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit()] \
         if directory.is_dir() else []

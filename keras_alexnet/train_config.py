@@ -8,19 +8,25 @@ import typing
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from keras_alexnet.config import AlexNetConfig, ConfigMixin, check_fields
-from keras_alexnet.optim import (
+from keras_alexnet.config import (
     PAPER_LEARNING_RATE,
     PAPER_MOMENTUM,
     PAPER_WEIGHT_DECAY,
-    PaperSGD,
+    AlexNetConfig,
+    ConfigMixin,
+    check_fields,
 )
 
-if TYPE_CHECKING:  # these need TensorFlow; this module must import without it
+# This module must import without Keras (on its TensorFlow backend Keras imports TensorFlow),
+# so that scripts check their flags in a fraction of a second: data, optim and schedule on use.
+if TYPE_CHECKING:
     from keras_alexnet.data.pipeline import Source
+    from keras_alexnet.optim import PaperSGD
     from keras_alexnet.schedule import PlateauSchedule
 
 ON_EXHAUSTED = ("stop", "continue")
+# How train() places a run on devices (keras_alexnet.distribute builds the strategy).
+MODES = ("single", "towers", "mirrored", "multi_worker")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +46,7 @@ class TrainConfig(ConfigMixin):
     batch_size: int = 128
     # Section 5: "roughly 90 cycles through the training set".
     epochs: int = 90
-    # Section 5's SGD; the numbers live in keras_alexnet.optim.
+    # Section 5's SGD; the numbers live in keras_alexnet.config.
     learning_rate: float = PAPER_LEARNING_RATE
     momentum: float = PAPER_MOMENTUM
     weight_decay: float = PAPER_WEIGHT_DECAY
@@ -106,6 +112,8 @@ class TrainConfig(ConfigMixin):
 
     def make_optimizer(self) -> PaperSGD:
         """Section 5's SGD with this run's learning rate, momentum and weight decay."""
+        from keras_alexnet.optim import PaperSGD
+
         return PaperSGD(self.learning_rate, self.momentum, self.weight_decay,
                         decay_biases=self.decay_biases)
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from keras_alexnet import cli
 from keras_alexnet.files import write_text_atomic
 from keras_alexnet.train_config import apply_overrides, preset
 
@@ -37,17 +37,18 @@ _IN_LOOP_EVAL_BATCHES = 16
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if _TRAIN_MINUTES.value <= 0 or _TEN_CROP_IMAGES.value < 0:
-        raise app.UsageError("--train_minutes must be > 0 and --ten_crop_images >= 0.")
+        raise cli.UsageError("--train_minutes must be > 0 and --ten_crop_images >= 0.")
     try:
         config = apply_overrides(preset("fashion_mnist_demo"), _SET.value).replace(
             work_dir=_WORK_DIR.value, max_train_seconds=60 * _TRAIN_MINUTES.value,
             eval_steps=_IN_LOOP_EVAL_BATCHES)
     except ValueError as e:
-        sys.exit(f"error: {e}")
-    from keras_alexnet.data import open_source  # TensorFlow loads here, after flag checks
+        raise cli.UsageError(e) from None
+    if _WORK_DIR.value and not _is_dir_or_absent(_WORK_DIR.value):
+        raise cli.UsageError(f"--work_dir={_WORK_DIR.value} is a file; pass a folder.")
+    cli.load_tensorflow()  # after the flag checks
+    from keras_alexnet.data import open_source
     from keras_alexnet.evaluate import evaluate
     from keras_alexnet.train import train
 
@@ -95,14 +96,21 @@ def main(argv: list[str]) -> None:
           "--train_minutes=60   (continues from the last checkpoint)")
 
 
-def _export(model, info, config) -> str:
-    from keras_alexnet.export import export_savedmodel
+def _is_dir_or_absent(path: str) -> bool:
+    from pathlib import Path
 
-    path = export_savedmodel(model, export_root=_EXPORT_ROOT.value, name="fashion_mnist",
+    return Path(path).is_dir() or not Path(path).exists()
+
+
+def _export(model, info, config) -> str:
+    from keras_alexnet.export import default_model_name, export_savedmodel
+
+    path = export_savedmodel(model, export_root=_EXPORT_ROOT.value,
+                             name=default_model_name(config.data),
                              class_names=info.class_names, mean_image=info.mean_image,
                              config=config.model)
     return str(path)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

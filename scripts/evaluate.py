@@ -6,12 +6,9 @@
 
 from __future__ import annotations
 
-import sys
+from absl import flags, logging
 
-from absl import app, flags, logging
-
-from keras_alexnet.evaluate import evaluate, write_per_class_csv
-from keras_alexnet.loading import load_model, open_run_data
+from keras_alexnet import cli
 
 _CHECKPOINT = flags.DEFINE_multi_string(
     "checkpoint", None, "Model to evaluate: a .keras file or a training run's checkpoints/ "
@@ -38,26 +35,31 @@ _PER_CLASS_CSV = flags.DEFINE_string(
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not (_CENTER_CROP.value or _TEN_CROP.value):
-        raise app.UsageError("Nothing to do: pass --center_crop and/or --ten_crop.")
+        raise cli.UsageError("Nothing to do: pass --center_crop and/or --ten_crop.")
     if _BATCH_SIZE.value < 1:
-        raise app.UsageError(f"--batch_size={_BATCH_SIZE.value} must be at least 1.")
-    try:
-        models = [load_model(path) for path in _CHECKPOINT.value]
-        source = open_run_data(_CHECKPOINT.value[0], _DATA.value, _IMAGE_SIZE.value)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+        raise cli.UsageError(f"--batch_size={_BATCH_SIZE.value} must be at least 1.")
+    if _IMAGE_SIZE.value is not None and _IMAGE_SIZE.value < 1:
+        raise cli.UsageError(f"--image_size={_IMAGE_SIZE.value} must be at least 1.")
+    cli.load_tensorflow()  # after the flag checks
+    from keras_alexnet.evaluate import evaluate, write_per_class_csv
+    from keras_alexnet.loading import load_model, open_run_data
+
+    models = [load_model(path) for path in _CHECKPOINT.value]
     input_size = models[0].input_shape[1]
     if any(m.input_shape != models[0].input_shape for m in models):
-        raise app.UsageError("All --checkpoint models must take the same input shape.")
+        raise cli.UsageError("All --checkpoint models must take the same input shape.")
+    source = open_run_data(_CHECKPOINT.value[0], _DATA.value, _IMAGE_SIZE.value)
+    data = _DATA.value or "the run's data"
+    if source.info.image_size < input_size:
+        raise cli.UsageError(
+            f"Images of {data} are stored at {source.info.image_size} pixels, smaller than the "
+            f"model's {input_size}-pixel crops; pass --image_size={input_size} or larger.")
     num_outputs = models[0].output_shape[-1]
     if num_outputs != source.info.num_classes:
-        raise app.UsageError(
-            f"The model has {num_outputs} outputs but {_DATA.value!r} has "
-            f"{source.info.num_classes} classes."
-        )
+        raise cli.UsageError(
+            f"The model has {num_outputs} outputs but {data} has {source.info.num_classes} "
+            "classes; pass the --data it was trained on.")
     result = None
     for ten_crop in [False] * _CENTER_CROP.value + [True] * _TEN_CROP.value:
         dataset = source.eval_dataset(_BATCH_SIZE.value, input_size, ten_crop=ten_crop)
@@ -69,4 +71,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

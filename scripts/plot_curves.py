@@ -8,9 +8,9 @@ Reads the run's TensorBoard event files (the same numbers `tensorboard --logdir`
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
-from keras_alexnet.curves import plot_curves, read_scalars
+from keras_alexnet import cli
 
 _LOGS = flags.DEFINE_string("logs", None, "A run's logs folder (work_dir/logs).",
                                required=True)
@@ -21,16 +21,18 @@ _TITLE = flags.DEFINE_string("title", None, "A title line above the panels.")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if _STEPS_PER_EPOCH.value is not None and _STEPS_PER_EPOCH.value < 1:
+        raise cli.UsageError(f"--steps_per_epoch={_STEPS_PER_EPOCH.value} must be at least 1.")
+    from keras_alexnet.curves import plot_curves, read_scalars  # after the flag checks
+
     try:
         scalars = read_scalars(_LOGS.value)
         path = plot_curves(scalars, _OUT.value, steps_per_epoch=_STEPS_PER_EPOCH.value,
                            title=_TITLE.value)
-    except (ValueError, ImportError) as e:
-        raise app.UsageError(str(e)) from None
+    except ImportError as e:  # no tensorboard / matplotlib: the install, not the run
+        raise cli.RunError(e) from None
     print(f"Wrote {path} ({', '.join(sorted(scalars))})")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

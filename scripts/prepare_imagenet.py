@@ -8,11 +8,9 @@ Re-running the same command resumes: finished shards are kept. Exit status 1 whe
 
 from __future__ import annotations
 
-import sys
+from absl import flags
 
-from absl import app, flags
-
-from keras_alexnet.data.augment import PAPER
+from keras_alexnet import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input_dir", None, "ImageNet root holding train/<wnid>/ and val/.")
@@ -23,7 +21,7 @@ flags.DEFINE_string("val_synsets", None, "meta.mat (needs scipy) or a file with 
                     "line in ILSVRC2012_ID order, mapping ground-truth IDs to wnids.")
 flags.DEFINE_string("synset_words", None, "'wnid name' lines for class names (default: "
                     "synset_words.txt or LOC_synset_mapping.txt under input_dir).")
-flags.DEFINE_integer("image_size", PAPER.image_size, "Stored image size (Section 2: 256).")
+flags.DEFINE_integer("image_size", None, "Stored image size; default: Section 2's 256.")
 flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of the stored images.")
 flags.DEFINE_integer("images_per_shard", 1024, "Images per TFRecord shard.")
 flags.DEFINE_integer("num_workers", 0, "Worker processes; 0 = all cores.")
@@ -31,37 +29,35 @@ flags.DEFINE_float("max_broken_fraction", 0.001, "Fail if more files than this a
 flags.DEFINE_bool("allow_empty_classes", False, "Accept class folders with no images.")
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main(argv: list[str]) -> None:
     if not FLAGS.input_dir or not FLAGS.output_dir:
-        sys.stderr.write("error: --input_dir and --output_dir are required\n")
-        return 2
-    from keras_alexnet.data.prepare import prepare_imagenet
+        raise cli.UsageError("--input_dir and --output_dir are required.")
+    cli.load_tensorflow()  # after the flag checks
+    from keras_alexnet.data.prepare import NoTrainingImagesError, prepare_imagenet
 
+    size = {} if FLAGS.image_size is None else {"image_size": FLAGS.image_size}
     try:
         result = prepare_imagenet(
             FLAGS.input_dir, FLAGS.output_dir, val_labels=FLAGS.val_labels,
             val_synsets=FLAGS.val_synsets, synset_words=FLAGS.synset_words,
-            image_size=FLAGS.image_size, jpeg_quality=FLAGS.jpeg_quality,
-            images_per_shard=FLAGS.images_per_shard, num_workers=FLAGS.num_workers,
-            allow_empty_classes=FLAGS.allow_empty_classes)
-    except ValueError as e:
-        sys.stderr.write(f"error: {e}\n")
-        return 2
+            jpeg_quality=FLAGS.jpeg_quality, images_per_shard=FLAGS.images_per_shard,
+            num_workers=FLAGS.num_workers, allow_empty_classes=FLAGS.allow_empty_classes,
+            **size)
+    except NoTrainingImagesError as e:  # the files, not the command
+        raise cli.RunError(e) from None
+    except ValueError as e:  # a layout or flag it cannot use, found before any work
+        raise cli.UsageError(e) from None
     print(result.summary())
-    status = 0
+    problems = []
     if result.broken_fraction > FLAGS.max_broken_fraction:
-        sys.stderr.write(f"error: {len(result.broken)} of {result.num_files} files are broken, "
-                         f"more than --max_broken_fraction={FLAGS.max_broken_fraction}\n")
-        status = 1
+        problems.append(f"{len(result.broken)} of {result.num_files} files are broken, more "
+                        f"than --max_broken_fraction={FLAGS.max_broken_fraction}")
     if result.classes_without_images and not FLAGS.allow_empty_classes:
-        sys.stderr.write(f"error: no readable train images in "
-                         f"{len(result.classes_without_images)} classes, e.g. "
-                         f"{result.classes_without_images[0]}\n")
-        status = 1
-    return status
+        problems.append(f"no readable train images in {len(result.classes_without_images)} "
+                        f"classes, e.g. {result.classes_without_images[0]}")
+    if problems:
+        raise cli.RunError(f"{'; '.join(problems)} (see {result.output_dir}/broken.tsv).")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

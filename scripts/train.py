@@ -10,12 +10,12 @@ Rerunning the same command with the same --work_dir continues from the newest ch
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from keras_alexnet.distribute import MODES
-from keras_alexnet.train_config import PRESETS, apply_overrides, preset
+from keras_alexnet import cli
+from keras_alexnet.train_config import MODES, PRESETS, apply_overrides, preset
 
 _PRESET = flags.DEFINE_enum("preset", "fashion_mnist_demo", sorted(PRESETS),
                             "Starting configuration; --set and the flags below change it.")
@@ -35,8 +35,6 @@ _PRINT_CONFIG = flags.DEFINE_bool("print_config", False,
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         config = apply_overrides(preset(_PRESET.value), _SET.value)
         if _WORK_DIR.value:
@@ -44,22 +42,22 @@ def main(argv: list[str]) -> None:
         if _DATA.value:
             config = config.replace(data=_DATA.value)
     except ValueError as e:
-        sys.exit(f"error: {e}")
+        raise cli.UsageError(e) from None
     if _PRINT_CONFIG.value:
         print(config.to_json())
         return
     if not config.data:
-        sys.exit(f"error: preset {_PRESET.value!r} needs --data (e.g. a folder made by "
-                 "scripts/prepare_imagenet.py, or 'folder:/path/to/imagenet').")
-    # TensorFlow loads here, after the flag checks.
-    from keras_alexnet.train import NonFiniteLossError, train
+        raise cli.UsageError(f"Preset {_PRESET.value!r} needs --data (e.g. a folder made by "
+                             "scripts/prepare_imagenet.py, or 'folder:/path/to/imagenet').")
+    if Path(config.work_dir).exists() and not Path(config.work_dir).is_dir():
+        raise cli.UsageError(f"--work_dir={config.work_dir} is a file; pass a folder for the "
+                             "checkpoints, logs and config.json.")
+    cli.load_tensorflow()  # after the flag checks
+    from keras_alexnet.train import train
 
     logging.info("Config:\n%s", config.to_json())
-    try:
-        result = train(config, mode=_MODE.value)
-    except (TimeoutError, ValueError, NonFiniteLossError) as e:
-        # Bad TF_CONFIG, unreachable peers, bad config or data; a diverged run.
-        sys.exit(f"error: {e}")
+    # Bad TF_CONFIG, unreachable peers, bad config or data, a diverged run: cli.run's one line.
+    result = train(config, mode=_MODE.value)
     print(f"Stopped ({result.stop_reason}) at step {result.step}, after {result.epoch} "
           "complete epochs.")
     if result.history:
@@ -71,4 +69,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

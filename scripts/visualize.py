@@ -12,10 +12,11 @@ and the projector files into out_dir/projector (`tensorboard --logdir out_dir/pr
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from keras_alexnet import cli
 
 WHAT = ("kernels", "predictions", "neighbours", "projector")
 
@@ -37,26 +38,24 @@ _PROJECTOR_POINTS = flags.DEFINE_integer(
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if (_MODEL.value is None) == (_CHECKPOINT.value is None):
-        raise app.UsageError("Pass exactly one of --model (.keras) or --checkpoint (directory).")
+        raise cli.UsageError("Pass exactly one of --model (.keras) or --checkpoint (directory).")
     what = set(_WHAT.value)
     if not what or what - set(WHAT):
-        raise app.UsageError(f"--what={','.join(_WHAT.value)}: choose from {', '.join(WHAT)}.")
+        raise cli.UsageError(f"--what={','.join(_WHAT.value)}: choose from {', '.join(WHAT)}.")
     for flag in (_BATCH_SIZE, _NUM_IMAGES, _NUM_QUERIES, _K, _PROJECTOR_POINTS):
         if flag.value < 1:
-            raise app.UsageError(f"--{flag.name}={flag.value} must be at least 1.")
+            raise cli.UsageError(f"--{flag.name}={flag.value} must be at least 1.")
+    if _MAX_DATABASE.value < 0:
+        raise cli.UsageError(f"--max_database={_MAX_DATABASE.value} must be at least 0.")
+    cli.load_tensorflow()  # after the flag checks
     import numpy as np
 
     from keras_alexnet import analysis, loading
 
     out = Path(_OUT_DIR.value)
     tb_dir = out / "tensorboard"
-    try:
-        model = loading.load_model(_MODEL.value or _CHECKPOINT.value)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    model = loading.load_model(_MODEL.value or _CHECKPOINT.value)
 
     figures: dict[str, np.ndarray] = {}
 
@@ -84,7 +83,8 @@ def _data_figures(model, what: set[str], out: Path, save) -> None:
     try:
         source = loading.open_run_data(_MODEL.value or _CHECKPOINT.value, _DATA.value)
     except ValueError as e:
-        sys.exit(f"error: {e} (predictions, neighbours and the projector need data)")
+        raise cli.RunError(f"{cli.message(e)[:-1]} (predictions, neighbours and the projector "
+                           "need data).") from None
     info, size, bs = source.info, model.alexnet_config.input_size, _BATCH_SIZE.value
     names = info.class_names
     mean_crop = augment.center_crop(tf.constant(info.mean_image), size).numpy()
@@ -131,4 +131,4 @@ def _data_figures(model, what: set[str], out: Path, save) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

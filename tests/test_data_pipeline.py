@@ -133,7 +133,7 @@ def test_bad_arguments():
         src.train_dataset(2, 13)
     with pytest.raises(ValueError, match="shard_index=2"):
         src.eval_dataset(2, S, num_shards=2, shard_index=2)
-    with pytest.raises(ValueError, match="unknown data spec"):
+    with pytest.raises(ValueError, match="Unknown data spec"):
         open_source("/no/such/thing")
 
 

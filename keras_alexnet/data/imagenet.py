@@ -68,8 +68,8 @@ def read_id_synsets(path: str | Path) -> list[str]:
         try:
             import scipy.io  # optional: only the devkit's meta.mat needs it
         except ImportError as e:
-            raise ValueError(f"reading {path} needs scipy (pip install scipy); or pass a synset "
-                             "list with one wnid per line in ILSVRC2012_ID order") from e
+            raise ValueError(f"Reading {path} needs scipy (pip install scipy); or pass a synset "
+                             "list with one wnid per line in ILSVRC2012_ID order.") from e
         synsets = scipy.io.loadmat(str(path), squeeze_me=True)["synsets"]
         # The classes with images are the leaves (num_children == 0): IDs 1..1000 in ILSVRC2012.
         leaves = sorted((int(s["ILSVRC2012_ID"]), str(s["WNID"])) for s in synsets
@@ -84,25 +84,25 @@ def _val_flat(root: Path, val_dir: Path, wnids: tuple[str, ...], val_labels: str
     gt = Path(val_labels) if val_labels else _find(root, (GROUND_TRUTH_NAME,))
     if gt is None or not gt.is_file():
         raise ValueError(f"{val_dir} holds no class folders and no {GROUND_TRUTH_NAME} was found "
-                         "under the root or its devkit; pass --val_labels")
+                         "under the root or its devkit; pass --val_labels.")
     tokens = [t.split()[0] for t in gt.read_text().splitlines() if t.strip()]
     if len(tokens) != len(files):
-        raise ValueError(f"{gt} has {len(tokens)} labels but {val_dir} has {len(files)} files")
+        raise ValueError(f"{gt} has {len(tokens)} labels but {val_dir} has {len(files)} files.")
     if all(t.isdigit() for t in tokens):
         synsets = Path(val_synsets) if val_synsets else _find(gt.parent, ("meta.mat",))
         if synsets is None:
             raise ValueError(f"{gt} holds ILSVRC2012_IDs; pass --val_synsets (meta.mat or a "
-                             "list of wnids in ILSVRC2012_ID order) to map them to wnids")
+                             "list of wnids in ILSVRC2012_ID order) to map them to wnids.")
         id_wnids = read_id_synsets(synsets)
         bad = [t for t in tokens if not 1 <= int(t) <= len(id_wnids)]
         if bad:
-            raise ValueError(f"{gt}: ID {bad[0]} is outside 1..{len(id_wnids)} of {synsets}")
+            raise ValueError(f"{gt} holds ID {bad[0]}, outside 1..{len(id_wnids)} of {synsets}.")
         tokens = [id_wnids[int(t) - 1] for t in tokens]
     index = {w: i for i, w in enumerate(wnids)}
     unknown = sorted(set(tokens) - set(index))
     if unknown:
-        raise ValueError(f"validation labels name {len(unknown)} wnids with no train folder, "
-                         f"e.g. {unknown[0]}; check --val_synsets order")
+        raise ValueError(f"Validation labels name {len(unknown)} wnids with no train folder, "
+                         f"e.g. {unknown[0]}; check --val_synsets order.")
     return [Example(str(f), index[w], w) for f, w in zip(files, tokens)]
 
 
@@ -113,16 +113,16 @@ def scan_imagenet(root: str | Path, *, val_labels: str | None = None,
     root = Path(root)
     train_dir = root / "train"
     if not train_dir.is_dir():
-        raise ValueError(f"no train/ folder under {root}: expected {root}/train/<wnid>/*.JPEG")
+        raise ValueError(f"No train/ folder under {root}: expected {root}/train/<wnid>/*.JPEG.")
     class_dirs = sorted(p for p in train_dir.iterdir() if p.is_dir())
     if not class_dirs:
-        raise ValueError(f"{train_dir} has no class folders (expected train/<wnid>/)")
+        raise ValueError(f"{train_dir} has no class folders (expected train/<wnid>/).")
     wnids = tuple(p.name for p in class_dirs)
     train: list[Example] = []
     for label, d in enumerate(class_dirs):
         files = _files(d)
         if not files and not allow_empty_classes:
-            raise ValueError(f"class folder {d} is empty; remove it or pass --allow_empty_classes")
+            raise ValueError(f"Class folder {d} is empty; remove it or pass --allow_empty_classes.")
         train += [Example(str(f), label, d.name) for f in files]
     val: list[Example] = []
     val_dir = root / "val"
@@ -132,13 +132,13 @@ def scan_imagenet(root: str | Path, *, val_labels: str | None = None,
             index = {w: i for i, w in enumerate(wnids)}
             for d in sub:
                 if d.name not in index:
-                    raise ValueError(f"validation folder {d} names a class with no train folder")
+                    raise ValueError(f"Validation folder {d} names a class with no train folder.")
                 val += [Example(str(f), index[d.name], d.name) for f in _files(d)]
         elif _files(val_dir):
             val = _val_flat(root, val_dir, wnids, val_labels, val_synsets)
     words_path = Path(synset_words) if synset_words else _find(root, _WORDS_NAMES)
     if synset_words and not words_path.is_file():
-        raise ValueError(f"synset words file {synset_words} does not exist")
+        raise ValueError(f"Synset words file {synset_words} does not exist.")
     words = read_synset_words(words_path) if words_path else {}
     names = tuple(words.get(w, w) for w in wnids)
     return Layout(str(root), wnids, names, tuple(train), tuple(val))
@@ -156,8 +156,9 @@ def load_resized(path: str, image_size: int) -> np.ndarray:
     data = Path(path).read_bytes()
     if not data:
         raise BrokenImage("empty file")
+    buffer = io.BytesIO(data)
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(buffer)
         w, h = img.size
         scale = image_size / min(w, h)
         size = (max(image_size, round(w * scale)), max(image_size, round(h * scale)))
@@ -170,7 +171,9 @@ def load_resized(path: str, image_size: int) -> np.ndarray:
         size = (max(image_size, round(w * scale)), max(image_size, round(h * scale)))
         img = img.resize(size, Image.BICUBIC)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise BrokenImage(f"{type(e).__name__}: {e}") from None
+        # PIL names the buffer, a memory address that changes per run; the path says more.
+        reason = str(e).replace(f" {buffer!r}", "").replace(repr(buffer), "")
+        raise BrokenImage(f"{type(e).__name__}: {reason}") from None
     left, top = (size[0] - image_size) // 2, (size[1] - image_size) // 2
     return np.asarray(img.crop((left, top, left + image_size, top + image_size)), np.uint8)
 

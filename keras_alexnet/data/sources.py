@@ -46,7 +46,7 @@ class TFRecordSource(Source):
     def _elements(self, split, rng, num_shards, shard_index):
         files = list(self.files["train" if split == "train" else "val"])
         if not files:
-            raise ValueError(f"{self.directory} holds no {split} shards")
+            raise ValueError(f"{self.directory} holds no {split} shards.")
         # Shard by file when every worker gets at least one, else by record. Sharding comes
         # before any shuffling so workers with different seeds still partition the data.
         by_file = len(files) >= num_shards
@@ -129,7 +129,7 @@ class FolderSource(Source):
         # After shuffling: see Source.strided_shards.
         examples = _shard_list(examples, num_shards, shard_index)
         if not examples:
-            raise ValueError(f"{self.layout.root} has no {split} images for shard {shard_index}")
+            raise ValueError(f"{self.layout.root} has no {split} images for shard {shard_index}.")
         return tf.data.Dataset.from_tensor_slices(
             ([e.path for e in examples], np.array([e.label for e in examples], np.int32)))
 
