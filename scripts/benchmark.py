@@ -19,13 +19,14 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))  # `benchmarks` lives beside the library, not in the wheel
 
 from benchmarks import report as report_lib  # noqa: E402
 from benchmarks.run import BACKENDS, PRECISIONS, PRESETS, BenchSettings, run_benchmark  # noqa: E402
+from keras_alexnet import cli  # noqa: E402
 from keras_alexnet.train_config import apply_overrides  # noqa: E402
 
 _PRESET = flags.DEFINE_enum("preset", "full", list(PRESETS),
@@ -60,7 +61,7 @@ def settings_from_flags() -> BenchSettings:
     """The chosen preset with --set, --batch_sizes, --precision, --backend and --peer on top.
 
     Raises:
-      app.UsageError: for a bad flag value (one line naming it).
+      cli.UsageError: for a bad flag value (one line naming it).
     """
     try:
         settings = apply_overrides(PRESETS[_PRESET.value], _SET.value)
@@ -78,12 +79,10 @@ def settings_from_flags() -> BenchSettings:
             changes["torch_variants"] = ()
         return dataclasses.replace(settings, **changes)
     except ValueError as e:
-        raise app.UsageError(str(e)) from None
+        raise cli.UsageError(str(e)) from None
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     settings = settings_from_flags()
     json_out = _JSON_OUT.value or str(_ROOT / "runs" / f"benchmark_{_PRESET.value}.json")
     logging.info("Benchmark settings: %s", settings)
@@ -103,4 +102,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -12,9 +12,9 @@ Exit codes: 0 done, 1 a bad input file (nothing written as model.keras), 2 bad f
 
 from __future__ import annotations
 
-import sys
+from absl import flags, logging
 
-from absl import app, flags, logging
+from keras_alexnet import cli
 
 _CAFFEMODEL = flags.DEFINE_string("caffemodel", None, "bvlc_alexnet.caffemodel (or CaffeNet's).")
 _MEAN = flags.DEFINE_string(
@@ -25,27 +25,18 @@ _SYNSET_WORDS = flags.DEFINE_string(
 _OUT = flags.DEFINE_string("out", None, "Directory to write (created if needed).")
 
 
-def _usage(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        _usage(f"unexpected arguments {argv[1:]}")
     if not _CAFFEMODEL.value or not _OUT.value:
-        _usage("pass --caffemodel=FILE.caffemodel and --out=DIR.")
-    # Keras (and its backend) loads here, after the flag checks.
+        raise cli.UsageError("Pass --caffemodel=FILE.caffemodel and --out=DIR.")
+    cli.load_tensorflow()  # after the flag checks
     from keras_alexnet.caffe import write_caffe_run
 
-    try:
-        path = write_caffe_run(_CAFFEMODEL.value, _OUT.value, mean=_MEAN.value,
-                               synset_words=_SYNSET_WORDS.value)
-    except (ValueError, OSError) as e:
-        sys.exit(f"error: {e}")
+    # A bad file is a ValueError (one line naming the layer): cli.run's exit 1.
+    path = write_caffe_run(_CAFFEMODEL.value, _OUT.value, mean=_MEAN.value,
+                           synset_words=_SYNSET_WORDS.value)
     logging.info("Wrote %s", path)
     print(path)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -16,7 +16,8 @@ import pytest
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 ROOT = SCRIPTS.parent
-ALL = ("demo", "evaluate", "export", "plot_curves", "prepare_imagenet", "train", "visualize")
+ALL = ("benchmark", "demo", "evaluate", "export", "import_caffe", "plot_curves",
+       "prepare_imagenet", "train", "visualize")
 
 # Runs a script as __main__ and prints, last, whether TensorFlow was imported and the exit code.
 _WRAPPER = """
@@ -80,6 +81,9 @@ def test_help_exits_0_without_tensorflow(script):
     ("plot_curves", ["--logs=x", "--steps_per_epoch=0"], "--steps_per_epoch=0"),
     ("prepare_imagenet", ["--output_dir=x"], "--input_dir and --output_dir are required"),
     ("visualize", ["--model=m.keras", "--what=kernels,pictures"], "--what=kernels,pictures"),
+    ("import_caffe", ["--out=x"], "Pass --caffemodel=FILE.caffemodel and --out=DIR"),
+    ("benchmark", ["--batch_sizes=a"], "--batch_sizes=a must be comma-separated integers"),
+    ("benchmark", ["--set", "repeat=3"], "has no field 'repeat'"),
 ])
 def test_bad_flags_are_one_line_exit_2_before_tensorflow(script, args, expected):
     _, err, code = _run_no_tf(script, *args)

@@ -19,7 +19,7 @@ from keras_alexnet.data.pipeline import DatasetInfo, Source
 from keras_alexnet.evaluate import evaluate
 from keras_alexnet.loading import load_model
 from keras_alexnet.run_files import read_train_log
-from keras_alexnet.train import NonFiniteLossError, train
+from keras_alexnet.train import NonFiniteLossError, TrainingInterrupted, train
 from keras_alexnet.train_config import TrainConfig, apply_overrides, preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,20 +149,31 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(stripes, tmp_path)
 
 
 def test_time_budget_stops_after_a_step(stripes, tmp_path, capsys):
-    result = train(stripes_config(tmp_path, max_train_seconds=1e-9), source=stripes)
+    capsys.readouterr()
+    result = train(stripes_config(tmp_path, max_train_seconds=1e-9, progress_bar=True),
+                   source=stripes)
     assert (result.stop_reason, result.step, result.epoch) == ("time_budget", 1, 0)
+    # The budget, not the 16-step epoch, ends this run: the bar says so and promises no ETA.
+    out = capsys.readouterr().out
+    assert "Epoch 1/2: time budget" in out and "1/Unknown" in out and "/16" not in out
     # The checkpoint holds the mid-epoch position, so a rerun continues from step 1.
     # A line cut short by the kill is dropped on resume, not a crash.
     with (tmp_path / "train_log.jsonl").open("a") as log:
         log.write('{"step": 2, "epo')
-    capsys.readouterr()
-    again = train(stripes_config(tmp_path, max_train_seconds=1e-9, progress_bar=True),
-                  source=stripes)
-    assert (again.step, again.epoch) == (2, 0)
+
+    def interrupt(step, loss):  # Ctrl-C during step 2: saved after it, then stopped
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted, match=r"^SIGINT at step 2: saved .*ckpt-\d+\. Rerun"):
+        train(stripes_config(tmp_path, progress_bar=True), source=stripes,
+              on_step_end=interrupt)
     # The bar counts the 15 batches left, so its ETA and mean loss cover only this run's steps.
     out = capsys.readouterr().out
     assert "Epoch 1/2 (resumed after batch 1)" in out and "1/15" in out and "2/16" not in out
     assert [e["step"] for e in read_train_log(tmp_path)] == [1, 2]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    again = train(stripes_config(tmp_path, max_train_seconds=1e-9), source=stripes)
+    assert (again.step, again.epoch) == (3, 0)  # the interrupted run's step 2 was saved
 
 
 def test_data_without_validation_images_is_an_early_error(tmp_path):
