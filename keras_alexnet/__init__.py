@@ -59,6 +59,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'keras_alexnet' has no attribute {name!r}")
+    if not (_HAVE_TF or module in _PORTABLE):
+        raise AttributeError(f"keras_alexnet.{name} needs TensorFlow (pip install "
+                             "tensorflow); without it only the portable model is exported")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value

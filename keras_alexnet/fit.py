@@ -16,13 +16,16 @@ import keras
 
 from keras_alexnet.evaluate import top5_k
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.precision import dtype_policy
+from keras_alexnet.precision import resolve as resolve_precision
 from keras_alexnet.schedule import PlateauScheduleCallback
 from keras_alexnet.train_config import TrainConfig
 
 
 def compile_for_training(config: TrainConfig) -> keras.Model:
     """The network with logits, compiled with `PaperSGD`, sparse CE and top-1/top-5 accuracy."""
-    model = build_alexnet(config.model.replace(classifier_activation=None))
+    with dtype_policy(resolve_precision(config.precision)):
+        model = build_alexnet(config.model.replace(classifier_activation=None))
     k = top5_k(config.model.num_classes)
     model.compile(
         optimizer=config.make_optimizer(),

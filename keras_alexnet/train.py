@@ -33,6 +33,8 @@ from keras_alexnet.evaluate import predict_batches, top5_k, topk_correct, topk_h
 from keras_alexnet.files import write_text_atomic
 from keras_alexnet.interrupts import StopSignals, TrainingInterrupted
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.precision import dtype_policy
+from keras_alexnet.precision import resolve as resolve_precision
 from keras_alexnet.run_files import (
     CONFIG_FILE,
     LOG_FILE,
@@ -123,7 +125,8 @@ def train(
     # The chief writes work_dir; other workers write a temporary folder, deleted at the end.
     write_dir, is_temp = kd.worker_dirs(str(work_dir), strategy)
     write_dir = Path(write_dir)
-    with strategy.scope():
+    policy = resolve_precision(config.precision)
+    with strategy.scope(), dtype_policy(policy):
         model = build_alexnet(config.model.replace(classifier_activation=None),
                               tower_devices=tower_devices)
         optimizer = config.make_optimizer()
@@ -151,7 +154,7 @@ def train(
     finally:
         writers.close()
         kd.cleanup_worker_dir(str(write_dir), is_temp)
-    with strategy.scope():
+    with strategy.scope(), dtype_policy(policy):
         probabilities = build_alexnet(config.model)
     probabilities.set_weights(model.get_weights())
     model_path = work_dir / MODEL_FILE

@@ -16,6 +16,7 @@ from keras_alexnet.config import (
     ConfigMixin,
     check_fields,
 )
+from keras_alexnet.precision import PRECISIONS
 
 # This module must import without Keras (on its TensorFlow backend Keras imports TensorFlow),
 # so that scripts check their flags in a fraction of a second: data, optim and schedule on use.
@@ -77,6 +78,10 @@ class TrainConfig(ConfigMixin):
     # Wall-clock budget of the training loop in seconds (None: no limit).
     max_train_seconds: float | None = None
     progress_bar: bool = True
+    # "float32" (the reference), "mixed_bfloat16" (bf16 compute, float32 variables and update;
+    # keras_alexnet.precision says which ops run in which type) or "auto" (bf16 only where the
+    # hardware has it and its accuracy was checked).
+    precision: str = "float32"
     # Split the CPU into this many logical devices (None: leave it whole), so that
     # --mode=towers and --mode=mirrored can be tried on a machine without GPUs.
     logical_cpus: int | None = None
@@ -223,6 +228,8 @@ def _validate(c: TrainConfig) -> None:
         fail(f"lr_decay_factor={c.lr_decay_factor} must be in (0, 1).")
     if c.schedule_max_reductions < 0 or c.schedule_threshold < 0:
         fail("schedule_max_reductions and schedule_threshold must be >= 0.")
+    if c.precision not in PRECISIONS:
+        fail(f"precision={c.precision!r}; use one of {PRECISIONS}.")
     if c.schedule_on_exhausted not in ON_EXHAUSTED:
         fail(f"schedule_on_exhausted={c.schedule_on_exhausted!r}; use one of {ON_EXHAUSTED}.")
     if c.checkpoint_every_minutes is not None and c.checkpoint_every_minutes <= 0:
