@@ -6,8 +6,8 @@ then evaluated on the 10k test images (center crop and ten-crop, Section 4.1) an
 SavedModel. Rerunning continues the same run from its last checkpoint (a fresh --work_dir
 starts over).
 
-  python scripts/demo.py                      # about 10 minutes on 2 CPU cores
-  python scripts/demo.py --train_minutes=60 --ten_crop_images=0
+  keras-alexnet demo                      # about 10 minutes on 2 CPU cores
+  keras-alexnet demo --train_minutes=60 --ten_crop_images=0
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from absl import flags, logging
 
 from keras_alexnet import cli
+from keras_alexnet.commands import PROGRAM, command_line
 from keras_alexnet.files import write_text_atomic
 from keras_alexnet.train_config import apply_overrides, preset
 
@@ -30,7 +31,7 @@ _TEN_CROP_IMAGES = flags.DEFINE_integer(
     "ten_crop_images", 1000, "Evaluate ten-crop on the first N test images (0: all 10000; "
     "ten-crop costs 10 forward passes an image, about 7 minutes for all on 2 CPU cores).")
 _EXPORT_ROOT = flags.DEFINE_string("export_root", "savedmodels", "SavedModel export root.")
-_SET = flags.DEFINE_multi_string("set", [], "TrainConfig overrides, as in scripts/train.py.")
+_SET = flags.DEFINE_multi_string("set", [], "TrainConfig overrides, as in keras-alexnet train.")
 
 # In-loop validation uses part of the test set, to leave the demo's time to training.
 _IN_LOOP_EVAL_BATCHES = 16
@@ -63,13 +64,19 @@ def main(argv: list[str]) -> None:
     result = train(config, source=source)
     trained_for = time.monotonic() - start
     size = config.model.input_size
+    num_eval = test.info.num_eval
+    print(f"Evaluating the center crops of {num_eval} test images.", flush=True)
     center = evaluate(result.model, test.eval_dataset(config.batch_size, size),
-                      ten_crop=False)
+                      ten_crop=False, progress=True,
+                      num_batches=math.ceil(num_eval / config.batch_size))
     batch = 50
     ten_ds = test.eval_dataset(batch, size, ten_crop=True)
+    ten_images = min(_TEN_CROP_IMAGES.value or num_eval, num_eval)
     if _TEN_CROP_IMAGES.value:
         ten_ds = ten_ds.take(math.ceil(_TEN_CROP_IMAGES.value / batch))
-    ten = evaluate(result.model, ten_ds, ten_crop=True)
+    print(f"Evaluating ten crops of {ten_images} test images.", flush=True)
+    ten = evaluate(result.model, ten_ds, ten_crop=True, progress=True,
+                   num_batches=math.ceil(ten_images / batch))
     export_dir = _export(result.model, source.info, config)
 
     summary = {
@@ -88,11 +95,13 @@ def main(argv: list[str]) -> None:
     print(f"Test accuracy, ten-crop:    {100 * ten.top1_accuracy:.2f}% "
           f"({ten.num_examples} test images)   [{ten.summary()}]")
     print(f"SavedModel: {export_dir}")
-    print(f"Model: {result.model_path}  (all ten-crops: python scripts/evaluate.py "
+    # Commands that run as printed, also outside an activated venv (see command_line).
+    program = command_line(PROGRAM)
+    print(f"Model: {result.model_path}  (all ten-crops: {program} evaluate "
           f"--checkpoint {result.model_path} --data fashion_mnist --ten_crop)")
     print(f"Logs: {result.log_dir}")
-    print(f"View them: tensorboard --logdir {result.log_dir}")
-    print(f"Train longer: python scripts/demo.py --work_dir={config.work_dir} "
+    print(f"View them: {command_line('tensorboard')} --logdir {result.log_dir}")
+    print(f"Train longer: {program} demo --work_dir={config.work_dir} "
           "--train_minutes=60   (continues from the last checkpoint)")
 
 
@@ -108,9 +117,14 @@ def _export(model, info, config) -> str:
     path = export_savedmodel(model, export_root=_EXPORT_ROOT.value,
                              name=default_model_name(config.data),
                              class_names=info.class_names, mean_image=info.mean_image,
-                             config=config.model)
+                             config=config.model, progress=True)
     return str(path)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`keras-alexnet demo`: parses the flags and runs `main`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

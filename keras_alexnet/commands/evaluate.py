@@ -1,10 +1,12 @@
 """Top-1/top-5 error of one model, or the average of several (Table 2), on a dataset's eval split.
 
-  python scripts/evaluate.py --checkpoint runs/a/model.keras --data <source spec> --ten_crop
-  python scripts/evaluate.py --checkpoint a.keras --checkpoint b.keras --data <spec>  # ensemble
+  keras-alexnet evaluate --checkpoint runs/a/model.keras --data <source spec> --ten_crop
+  keras-alexnet evaluate --checkpoint a.keras --checkpoint b.keras --data <spec>  # ensemble
 """
 
 from __future__ import annotations
+
+import math
 
 from absl import flags, logging
 
@@ -63,12 +65,18 @@ def main(argv: list[str]) -> None:
     result = None
     for ten_crop in [False] * _CENTER_CROP.value + [True] * _TEN_CROP.value:
         dataset = source.eval_dataset(_BATCH_SIZE.value, input_size, ten_crop=ten_crop)
-        result = evaluate(models, dataset, ten_crop=ten_crop)
+        result = evaluate(models, dataset, ten_crop=ten_crop, progress=True,
+                          num_batches=math.ceil(source.info.num_eval / _BATCH_SIZE.value))
         print(result.summary(), flush=True)
     if _PER_CLASS_CSV.value:
         path = write_per_class_csv(result, source.info.class_names, _PER_CLASS_CSV.value)
         logging.info("Per-class accuracy written to %s", path)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`keras-alexnet evaluate`: parses the flags and runs `main`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

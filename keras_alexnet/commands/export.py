@@ -1,7 +1,7 @@
 """Exports a trained AlexNet as a SavedModel for TF Serving: savedmodels/<name>/<version>/.
 
-  python scripts/export.py --model runs/a/model.keras --data fashion_mnist
-  python scripts/export.py --checkpoint runs/alexnet/checkpoints --ten_crop   # data from the run
+  keras-alexnet export --model runs/a/model.keras --data fashion_mnist
+  keras-alexnet export --checkpoint runs/alexnet/checkpoints --ten_crop   # data from the run
 """
 
 from __future__ import annotations
@@ -42,10 +42,15 @@ def main(argv: list[str]) -> None:
     path = export.export_savedmodel(
         model, _EXPORT_ROOT.value, _NAME.value or export.default_model_name(data),
         _VERSION.value, class_names=info.class_names, wnids=info.wnids,
-        mean_image=info.mean_image, ten_crop=_TEN_CROP.value)
+        mean_image=info.mean_image, ten_crop=_TEN_CROP.value, progress=True)
     logging.info("SavedModel written to %s", path)
     print(path)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`keras-alexnet export`: parses the flags and runs `main`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,11 +1,11 @@
 """Imports Caffe's trained AlexNet (bvlc_alexnet or CaffeNet) as a run directory of this package.
 
-  python scripts/import_caffe.py --caffemodel=bvlc_alexnet.caffemodel \\
+  keras-alexnet import-caffe --caffemodel=bvlc_alexnet.caffemodel \\
       --mean=imagenet_mean.binaryproto --synset_words=synset_words.txt --out=runs/bvlc_alexnet
 
 Writes OUT/model.keras, OUT/config.json, the mean image (RGB, 256x256x3) and the class names,
-so that scripts/export.py --model=OUT/model.keras and scripts/visualize.py --what=kernels need
-no other flags, and scripts/evaluate.py --checkpoint=OUT/model.keras --data=<prepared ImageNet>
+so that keras-alexnet export --model=OUT/model.keras and keras-alexnet visualize --what=kernels need
+no other flags, and keras-alexnet evaluate --checkpoint=OUT/model.keras --data=<prepared ImageNet>
 scores it. Without --mean, the model zoo's per-channel BGR mean (104, 117, 123) is used.
 Exit codes: 0 done, 1 a bad input file (nothing written as model.keras), 2 bad flags.
 """
@@ -38,5 +38,10 @@ def main(argv: list[str]) -> None:
     print(path)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`keras-alexnet import-caffe`: parses the flags and runs `main`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

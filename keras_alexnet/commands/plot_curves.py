@@ -1,6 +1,6 @@
 """A training run's learning curves (loss, top-1 error, learning rate) as a PNG.
 
-  python scripts/plot_curves.py --logs runs/fashion_mnist_92/logs \\
+  keras-alexnet plot-curves --logs runs/fashion_mnist_92/logs \\
       --out docs/fashion_mnist_92_curves.png --steps_per_epoch=468
 
 Reads the run's TensorBoard event files (the same numbers `tensorboard --logdir` shows).
@@ -34,5 +34,10 @@ def main(argv: list[str]) -> None:
     print(f"Wrote {path} ({', '.join(sorted(scalars))})")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`keras-alexnet plot-curves`: parses the flags and runs `main`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

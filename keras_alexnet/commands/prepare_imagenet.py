@@ -1,6 +1,6 @@
 """Prepares ImageNet (or any folder in its layout) as 256x256 TFRecord shards + statistics.
 
-  python scripts/prepare_imagenet.py --input_dir=/data/imagenet --output_dir=/data/prepared
+  keras-alexnet prepare-imagenet --input_dir=/data/imagenet --output_dir=/data/prepared
 
 Re-running the same command resumes: finished shards are kept. Exit status 1 when more than
 --max_broken_fraction of the files are broken or a class lost all its images, 2 on bad input.
@@ -59,5 +59,10 @@ def main(argv: list[str]) -> None:
         raise cli.RunError(f"{'; '.join(problems)} (see {result.output_dir}/broken.tsv).")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`keras-alexnet prepare-imagenet`: parses the flags and runs `main`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,7 +1,7 @@
 """Trains AlexNet with the paper's recipe (Section 5) in the custom loop; resumes if interrupted.
 
-  python scripts/train.py --preset=fashion_mnist_demo --work_dir=runs/fmnist
-  python scripts/train.py --preset=paper_imagenet --data=/data/imagenet_prepared \\
+  keras-alexnet train --preset=fashion_mnist_demo --work_dir=runs/fmnist
+  keras-alexnet train --preset=paper_imagenet --data=/data/imagenet_prepared \\
       --set model.input_size=227 --set batch_size=256
   tensorboard --logdir runs/fmnist/logs
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from absl import flags, logging
 
 from keras_alexnet import cli
+from keras_alexnet.commands import command_line
 from keras_alexnet.train_config import MODES, PRESETS, apply_overrides, preset
 
 _PRESET = flags.DEFINE_enum("preset", "fashion_mnist_demo", sorted(PRESETS),
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> None:
         return
     if not config.data:
         raise cli.UsageError(f"Preset {_PRESET.value!r} needs --data (e.g. a folder made by "
-                             "scripts/prepare_imagenet.py, or 'folder:/path/to/imagenet').")
+                             "keras-alexnet prepare-imagenet, or 'folder:/path/to/imagenet').")
     if Path(config.work_dir).exists() and not Path(config.work_dir).is_dir():
         raise cli.UsageError(f"--work_dir={config.work_dir} is a file; pass a folder for the "
                              "checkpoints, logs and config.json.")
@@ -65,8 +66,13 @@ def main(argv: list[str]) -> None:
         print(f"Validation top-1 error {100 * last['val_top1_error']:.2f}%, "
               f"top-5 error {100 * last['val_top5_error']:.2f}%")
     print(f"Checkpoints: {result.checkpoint_dir}")
-    print(f"View the logs: tensorboard --logdir {result.log_dir}")
+    print(f"View the logs: {command_line('tensorboard')} --logdir {result.log_dir}")
+
+
+def run() -> None:
+    """`keras-alexnet train`: parses the flags and runs `main`."""
+    cli.run(main)
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    run()

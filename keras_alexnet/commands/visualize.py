@@ -1,8 +1,8 @@
 """The paper's figures for a trained model: conv1 kernels (Figure 3), top-5 predictions and fc7
 nearest neighbours (Figure 4), and the fc7 embedding for TensorBoard's projector.
 
-  python scripts/visualize.py --model runs/a/model.keras --data fashion_mnist --out_dir figures
-  python scripts/visualize.py --checkpoint runs/alexnet/checkpoints --out_dir figures \\
+  keras-alexnet visualize --model runs/a/model.keras --data fashion_mnist --out_dir figures
+  keras-alexnet visualize --checkpoint runs/alexnet/checkpoints --out_dir figures \\
       --what=kernels,neighbours --max_database=20000
 
 Writes PNGs into --out_dir, the same images as TensorBoard summaries into out_dir/tensorboard,
@@ -110,7 +110,8 @@ def _data_figures(model, what: set[str], out: Path, save) -> None:
         if _MAX_DATABASE.value:
             train = train.take(math.ceil(_MAX_DATABASE.value / bs))
         logging.info("Extracting fc7 features of the training images.")
-        db_feat, _ = retrieval.extract_features(model, train)
+        total = math.ceil(min(_MAX_DATABASE.value or info.num_train, info.num_train) / bs)
+        db_feat, _ = retrieval.extract_features(model, train, progress=True, num_batches=total)
         k = min(_K.value, len(db_feat))
         idx, _ = retrieval.nearest_neighbors(q_feat, db_feat, k)
         shown = analysis.display_images(retrieval.gather_images(train, idx.ravel()), mean_crop)
@@ -121,7 +122,9 @@ def _data_figures(model, what: set[str], out: Path, save) -> None:
     if "projector" in what:
         points = first(evals, _PROJECTOR_POINTS.value)
         logging.info("Extracting fc7 features for the projector.")
-        feats, labels = retrieval.extract_features(model, points)
+        feats, labels = retrieval.extract_features(
+            model, points, progress=True,
+            num_batches=math.ceil(min(_PROJECTOR_POINTS.value, info.num_eval) / bs))
         # Thumbnails batch by batch: thousands of full-size crops would not fit in memory.
         images = np.concatenate([
             analysis.thumbnails(analysis.display_images(x.numpy(), mean_crop), 32)
@@ -130,5 +133,10 @@ def _data_figures(model, what: set[str], out: Path, save) -> None:
                      retrieval.write_projector(out / "projector", feats, labels, names, images))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`keras-alexnet visualize`: parses the flags and runs `main`."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()
