@@ -19,6 +19,8 @@ from absl import flags, logging
 from keras_alexnet import cli
 
 WHAT = ("kernels", "predictions", "neighbours", "projector")
+# Pixels per image in the neighbour figure: wide enough for a "neighbour 6" title.
+NEIGHBOUR_THUMB = 96
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras model file (model.save).")
 _CHECKPOINT = flags.DEFINE_string(
@@ -64,7 +66,9 @@ def main(argv: list[str]) -> None:
         figures[name] = figure
 
     if "kernels" in what:
-        save(analysis.kernel_grid(analysis.conv1_kernels(model)), "figure3_conv1_kernels")
+        save(analysis.kernel_grid(analysis.conv1_kernels(model),
+                                  devices=getattr(model, "tower_devices", None)),
+             "figure3_conv1_kernels")
     if what - {"kernels"}:
         _data_figures(model, what, out, save)
     if figures:
@@ -104,21 +108,26 @@ def _data_figures(model, what: set[str], out: Path, save) -> None:
         save(sheet, "figure4_predictions")
     if "neighbours" in what:
         queries = first(evals, _NUM_QUERIES.value)
-        q_feat, _ = retrieval.extract_features(model, queries, progress=False)
+        q_feat, q_labels = retrieval.extract_features(model, queries, progress=False)
         # Center crops of the training images in a fixed order, so a second pass finds them.
         train = source.train_dataset(bs, size, seed=0, augment=False, drop_remainder=False)
         if _MAX_DATABASE.value:
             train = train.take(math.ceil(_MAX_DATABASE.value / bs))
         logging.info("Extracting fc7 features of the training images.")
         total = math.ceil(min(_MAX_DATABASE.value or info.num_train, info.num_train) / bs)
-        db_feat, _ = retrieval.extract_features(model, train, progress=True, num_batches=total)
+        db_feat, db_labels = retrieval.extract_features(model, train, progress=True,
+                                                        num_batches=total)
         k = min(_K.value, len(db_feat))
         idx, _ = retrieval.nearest_neighbors(q_feat, db_feat, k)
         shown = analysis.display_images(retrieval.gather_images(train, idx.ravel()), mean_crop)
         query_images = analysis.display_images(
             np.concatenate([x.numpy() for x, _ in queries]), mean_crop)
         rows = [[query_images[i], *shown[i * k:(i + 1) * k]] for i in range(len(idx))]
-        save(analysis.image_grid(rows), "figure4_neighbours")
+        captions = [[names[q_labels[i]], *(names[j] for j in db_labels[idx[i]])]
+                    for i in range(len(idx))]
+        titles = ["query", *(f"neighbour {j}" for j in range(1, k + 1))]
+        save(analysis.image_grid(rows, thumb=NEIGHBOUR_THUMB, column_titles=titles,
+                                 captions=captions), "figure4_neighbours")
     if "projector" in what:
         points = first(evals, _PROJECTOR_POINTS.value)
         logging.info("Extracting fc7 features for the projector.")
