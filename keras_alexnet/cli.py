@@ -106,8 +106,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def run(main: Callable[[list[str]], int | None]) -> None:
     """Parses the flags and runs `main(argv)` with the one error path (see the module doc).
 
-    Unexpected positional arguments are a usage error too: no script takes any.
+    Unexpected positional arguments are a usage error too: no script takes any. `--help`
+    shows the docstring and flags of `main`'s module.
     """
+    _help_from(sys.modules.get(main.__module__))
     def guarded(argv: list[str]) -> int | None:
         try:
             if len(argv) > 1:
@@ -124,6 +126,21 @@ def run(main: Callable[[list[str]], int | None]) -> None:
 
     quiet_tensorflow()
     app.run(guarded, flags_parser=_parse_flags)
+
+
+def _help_from(module) -> None:
+    """Makes absl's `--help` describe `module`, where a wrapper or entry point runs its `main`.
+
+    absl prints the `__main__` module's docstring and the flags defined by the module named
+    `sys.argv[0]`: a command in keras_alexnet.commands is neither when run through
+    scripts/<name>.py or `keras-alexnet <name>`.
+    """
+    main_module = sys.modules["__main__"]
+    if module is None or module is main_module:
+        return
+    main_module.__doc__ = module.__doc__
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
 def quiet_tensorflow() -> None:

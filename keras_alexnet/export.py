@@ -23,6 +23,7 @@ from keras_alexnet.data.pipeline import augment_center
 from keras_alexnet.data.sources import resize_and_center_crop
 from keras_alexnet.evaluate import top5_k
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.progress import phase
 
 CONFIG_ASSET = "config.json"
 CLASS_INDEX_ASSET = "class_index.tsv"
@@ -188,6 +189,7 @@ def export_savedmodel(
     ten_crop: bool = False,
     config: AlexNetConfig | None = None,
     wnids: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> Path:
     """Writes `model` as `<export_root>/<name>/<version>/`, the layout TF Serving watches.
 
@@ -207,6 +209,7 @@ def export_savedmodel(
       ten_crop: average over the ten crops of Section 4.1 instead of the center crop.
       config: the model's config; defaults to `model.alexnet_config`.
       wnids: class identifiers for the class index; default `class_names`.
+      progress: write a line per phase (tracing, writing) with its time on stdout.
 
     Returns:
       The version directory written.
@@ -254,7 +257,10 @@ def export_savedmodel(
             + "".join(f"{i}\t{w}\t{n}\n" for i, (w, n) in enumerate(zip(wnids, class_names))))
         module = _ServingModule(model, config, class_names, mean_image, ten_crop, asset_dir)
         saved = tmp / "model"
-        tf.saved_model.save(module, str(saved), signatures=_signatures(module))
+        with phase("Tracing the serving signatures", progress):
+            signatures = _signatures(module)
+        with phase(f"Writing the SavedModel to {target}", progress):
+            tf.saved_model.save(module, str(saved), signatures=signatures)
         os.rename(saved, target)
     except OSError as e:
         if target.exists():

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from keras_alexnet.commands import PROGRAM
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 ROOT = SCRIPTS.parent
 ALL = ("benchmark", "demo", "evaluate", "export", "import_caffe", "plot_curves",
@@ -33,17 +35,40 @@ print("tensorflow" in sys.modules, code)
 """
 
 
+# Runs the `keras-alexnet` entry point's function in-process, as the installed script does.
+_DISPATCH = """
+import sys
+code = 0
+try:
+    from keras_alexnet.commands import main
+    main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+sys.stdout.flush()
+print("tensorflow" in sys.modules, code)
+"""
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def _run_no_tf(script: str, *args: str) -> tuple[str, str, int]:
     """(stdout without the report, stderr, exit code); asserts TensorFlow was not imported."""
-    p = subprocess.run([sys.executable, "-c", _WRAPPER, str(SCRIPTS / f"{script}.py"), *args],
+    return _report(script, [_WRAPPER, str(SCRIPTS / f"{script}.py"), *args])
+
+
+def _dispatch_no_tf(*args: str) -> tuple[str, str, int]:
+    """`keras-alexnet ARGS` as `_run_no_tf` runs a script."""
+    return _report(" ".join(args), [_DISPATCH, *args])
+
+
+def _report(what: str, args: list[str]) -> tuple[str, str, int]:
+    p = subprocess.run([sys.executable, "-c", *args],
                        capture_output=True, text=True, env=_env(), timeout=120, cwd=ROOT)
     out, _, report = p.stdout.rstrip("\n").rpartition("\n")
     imported, code = report.split()
-    assert imported == "False", f"{script} imported TensorFlow: {p.stderr[-2000:]}"
+    assert imported == "False", f"{what} imported TensorFlow: {p.stderr[-2000:]}"
     return out, p.stderr, int(code)
 
 
@@ -97,6 +122,107 @@ def test_train_work_dir_that_is_a_file(tmp_path):
     _, err, code = _run_no_tf("train", f"--work_dir={work_dir}")
     assert code == 2
     assert f"--work_dir={work_dir} is a file" in _one_error_line(err)
+
+
+def test_entry_point_help_lists_every_command_without_tensorflow():
+    from keras_alexnet.commands import BENCHMARK, COMMANDS
+
+    out, _, code = _dispatch_no_tf("--help")
+    assert code == 0
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert listed == [*COMMANDS, BENCHMARK]
+    assert "clone" in out.splitlines()[-1]  # the benchmark says it is not installed
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "evaluate", "export", "visualize",
+                                     "plot-curves", "prepare-imagenet", "import-caffe"])
+def test_entry_point_command_help_exits_0_without_tensorflow(command):
+    out, _, code = _dispatch_no_tf(command, "--help")
+    assert code == 0
+    # absl shows the command's own docstring and flags, not the entry point's.
+    assert out.lstrip().startswith(f"{_first_line(command)}")
+    assert f"\n{PROGRAM} {command}:\n" in out and "\n  --" in out
+
+
+def test_entry_point_runs_the_command_with_its_arguments():
+    _, err, code = _dispatch_no_tf("train", "--set", "batch_sise=64")
+    assert code == 2
+    assert "TrainConfig has no field 'batch_sise'" in _one_error_line(err)
+    _, err, code = _dispatch_no_tf("prepare_imagenet", "--output_dir=x")  # _ as -
+    assert code == 2
+    assert "--input_dir and --output_dir are required" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["trian"], "Unknown command 'trian'"),
+    ([], "Name a command first"),
+    (["--preset=tiny"], "Name a command first"),
+])
+def test_entry_point_without_a_command_is_one_line_exit_2(args, expected):
+    _, err, code = _dispatch_no_tf(*args)
+    assert code == 2
+    assert expected in _one_error_line(err)
+
+
+def test_setup_cfg_console_scripts_name_callables():
+    import configparser
+    import importlib
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    lines = cfg["options.entry_points"]["console_scripts"].strip().splitlines()
+    scripts = dict(line.replace(" ", "").split("=") for line in lines)
+    assert set(scripts) == {PROGRAM}
+    module, _, attr = scripts[PROGRAM].partition(":")
+    assert callable(getattr(importlib.import_module(module), attr))
+
+
+def test_every_command_module_has_main_and_run():
+    """Each in a fresh process: the commands' flags share absl's one registry."""
+    from keras_alexnet.commands import COMMANDS
+
+    for module, _ in COMMANDS.values():
+        code = (f"import keras_alexnet.commands.{module} as m; "
+                "assert callable(m.main) and callable(m.run)")
+        subprocess.run([sys.executable, "-c", code], check=True, env=_env(), timeout=120)
+
+
+def test_installed_entry_point_runs():
+    """The console script pip wrote beside the interpreter (`make install`)."""
+    program = Path(sys.executable).parent / PROGRAM
+    if not program.exists():
+        pytest.skip(f"No {program}: keras_alexnet was installed before it declared {PROGRAM}, "
+                    "or elsewhere; reinstall it (make install).")
+    p = subprocess.run([str(program), "train", "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "--preset" in p.stdout
+
+
+def test_command_line_runs_as_printed(tmp_path):
+    """The demo's next steps: each printed program line runs from a shell without a venv."""
+    from keras_alexnet.commands import command_line
+
+    env = {**_env(), "PATH": "/usr/bin:/bin"}  # no activated venv
+    line = subprocess.run(
+        [sys.executable, "-c", "from keras_alexnet.commands import command_line as c; "
+         f"print(c({PROGRAM!r}))"], capture_output=True, text=True, env=env, cwd=tmp_path,
+        check=True).stdout.strip()
+    p = subprocess.run(f"{line} --help", shell=True, capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=120)
+    assert p.returncode == 0, (line, p.stderr[-2000:])
+    assert "commands:" in p.stdout
+    assert command_line("no-such-program-here").endswith("-m no-such-program-here")
+
+
+def _first_line(command: str) -> str:
+    import importlib.util
+
+    from keras_alexnet.commands import COMMANDS
+
+    spec = importlib.util.find_spec(f"keras_alexnet.commands.{COMMANDS[command][0]}")
+    source = Path(spec.origin).read_text()
+    return source.split('"""')[1].splitlines()[0]
 
 
 # From here on the scripts get past their flag checks and load TensorFlow.
