@@ -22,7 +22,7 @@ from keras_alexnet.data import augment as aug
 from keras_alexnet.data.pipeline import augment_center
 from keras_alexnet.data.sources import resize_and_center_crop
 from keras_alexnet.evaluate import top5_k
-from keras_alexnet.model import build_alexnet
+from keras_alexnet.model import AlexNet
 from keras_alexnet.progress import phase
 
 CONFIG_ASSET = "config.json"
@@ -236,7 +236,7 @@ def export_savedmodel(
         raise ValueError(f"name={name!r} must be a plain directory name, e.g. 'alexnet'.")
     if getattr(model, "tower_devices", None):
         # Device strings would be baked into the graph; serve a placement-free copy.
-        clean = build_alexnet(config)
+        clean = AlexNet(config, name=model.name, precision=getattr(model, "precision", None))
         clean.set_weights(model.get_weights())
         model = clean
 

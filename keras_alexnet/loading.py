@@ -105,11 +105,35 @@ def find_config(path: str | os.PathLike) -> AlexNetConfig:
     return AlexNetConfig.from_dict(values["model"] if "model" in values else values)
 
 
-def load_model(path: str | os.PathLike, config: AlexNetConfig | None = None) -> keras.Model:
-    """A `.keras` file, or the latest checkpoint of a training run (see model_from_checkpoint)."""
+def load_model(path: str | os.PathLike, config: AlexNetConfig | None = None,
+               precision: str | None = None) -> keras.Model:
+    """A `.keras` file, or the latest checkpoint of a training run (see model_from_checkpoint).
+
+    `precision` ("float32", "mixed_bfloat16" or "auto") rebuilds the network to compute in
+    that precision with the same weights; None keeps the one it was saved with.
+    """
     if str(path).endswith(".keras"):
-        return load_keras_model(path)
-    return model_from_checkpoint(path, config)
+        model = load_keras_model(path)
+    else:
+        model = model_from_checkpoint(path, config)
+    return model if precision is None else with_precision(model, precision)
+
+
+def with_precision(model: keras.Model, precision: str) -> keras.Model:
+    """`model` (an AlexNet) computing in `precision`: itself, or a copy with its weights."""
+    from keras_alexnet.model import AlexNet
+    from keras_alexnet.precision import resolve
+
+    policy = resolve(precision)
+    if not isinstance(model, AlexNet):
+        raise ValueError(f"precision={precision!r} needs an AlexNet from build_alexnet, got "
+                         f"{type(model).__name__}.")
+    if model.precision == policy:
+        return model
+    copy = AlexNet(model.alexnet_config, tower_devices=model.tower_devices, name=model.name,
+                   precision=policy)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def model_from_checkpoint(checkpoint_dir: str | os.PathLike,

@@ -103,3 +103,24 @@ def test_bf16_run_saves_a_bf16_model_that_reloads(tmp_path):
     x = np.zeros((1, 67, 67, 3), "float32")
     np.testing.assert_allclose(loaded(x).numpy(), result.model(x).numpy(), rtol=1e-6)
     assert np.isfinite(result.history[-1]["val_loss"])
+
+
+def test_a_float32_model_served_in_bf16(tmp_path):
+    from keras_alexnet.export import export_savedmodel
+    from keras_alexnet.loading import with_precision
+
+    model = build_alexnet(CONFIG.replace(classifier_activation="softmax"))
+    bf16 = with_precision(model, "mixed_bfloat16")
+    assert (model.precision, bf16.precision) == ("float32", "mixed_bfloat16")
+    assert with_precision(bf16, "mixed_bfloat16") is bf16
+    x = np.random.default_rng(2).normal(0, 50, (3, 67, 67, 3)).astype("float32")
+    want = bf16(x).numpy()
+    np.testing.assert_allclose(want, model(x).numpy(), atol=0.02)  # bf16 rounding, same net
+    path = export_savedmodel(bf16, tmp_path, class_names=list("abcde"),
+                             mean_image=np.zeros((72, 72, 3), np.float32))
+    served = tf.saved_model.load(str(path)).signatures["predict_images"](images=tf.constant(x))
+    got, fp32 = served["probabilities"].numpy(), model(x).numpy()
+    assert served["probabilities"].dtype == tf.float32
+    # Compiled bf16 kernels round differently from eager ones: bf16 accuracy, not float32's.
+    np.testing.assert_allclose(got, want, atol=0.02)
+    assert np.abs(got - fp32).max() > 1e-5  # it really computes in bf16

@@ -22,6 +22,9 @@ _DATA = flags.DEFINE_string(
     "data (config.json beside the first --checkpoint)."
 )
 _CENTER_CROP = flags.DEFINE_bool("center_crop", True, "Evaluate on the center crop.")
+_PRECISION = flags.DEFINE_enum(
+    "precision", None, ["float32", "mixed_bfloat16", "auto"],
+    "Compute in this precision; default: the one each model was trained in.")
 _TEN_CROP = flags.DEFINE_bool(
     "ten_crop", False, "Also evaluate averaging the softmax over ten crops (Section 4.1)."
 )
@@ -47,7 +50,7 @@ def main(argv: list[str]) -> None:
     from keras_alexnet.evaluate import evaluate, write_per_class_csv
     from keras_alexnet.loading import load_model, open_run_data
 
-    models = [load_model(path) for path in _CHECKPOINT.value]
+    models = [load_model(path, precision=_PRECISION.value) for path in _CHECKPOINT.value]
     input_size = models[0].input_shape[1]
     if any(m.input_shape != models[0].input_shape for m in models):
         raise cli.UsageError("All --checkpoint models must take the same input shape.")

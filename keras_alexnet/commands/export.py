@@ -24,6 +24,10 @@ _NAME = flags.DEFINE_string(
 _VERSION = flags.DEFINE_integer("version", None, "Version number; default: the next free one.")
 _TEN_CROP = flags.DEFINE_bool(
     "ten_crop", False, "Serve the average over ten crops (Section 4.1) instead of the center.")
+_PRECISION = flags.DEFINE_enum(
+    "precision", "float32", ["float32", "mixed_bfloat16", "auto"],
+    "What the signatures compute in: float32 (whatever the model was trained in), or "
+    "mixed_bfloat16 (bf16 convolutions and matmuls; fc8, LRN and the softmax in float32).")
 
 
 def main(argv: list[str]) -> None:
@@ -35,7 +39,8 @@ def main(argv: list[str]) -> None:
     from keras_alexnet import export, loading
 
     model_path = _MODEL.value or _CHECKPOINT.value
-    model = loading.load_model(model_path)  # first: a missing model matters more than data
+    # First: a missing model matters more than data.
+    model = loading.load_model(model_path, precision=_PRECISION.value)
     # The class names and mean image come from the data.
     data = loading.run_data_spec(model_path, _DATA.value)
     info = loading.open_run_data(model_path, data).info
