@@ -67,6 +67,11 @@ class TrainConfig(ConfigMixin):
     # Wall-clock budget of the training loop in seconds (None: no limit).
     max_train_seconds: float | None = None
     progress_bar: bool = True
+    # multi_worker mode: seconds a worker waits for its peers to come up and for one
+    # collective (a gradient all-reduce) to finish, then stops with an error instead of
+    # hanging on a dead or never-started peer. It must cover the slowest worker's start and
+    # first step (graph tracing); tests use a few seconds to fail fast.
+    peer_timeout_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -198,6 +203,8 @@ def _validate(c: TrainConfig) -> None:
         fail(f"schedule_on_exhausted={c.schedule_on_exhausted!r}; use one of {ON_EXHAUSTED}.")
     if c.max_train_seconds is not None and c.max_train_seconds <= 0:
         fail(f"max_train_seconds={c.max_train_seconds} must be positive (or None).")
+    if c.peer_timeout_seconds <= 0:
+        fail(f"peer_timeout_seconds={c.peer_timeout_seconds} must be positive.")
     if not isinstance(c.model, AlexNetConfig):
         fail(f"model must be an AlexNetConfig, got {type(c.model).__name__}.")
 
