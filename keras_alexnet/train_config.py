@@ -70,7 +70,7 @@ class TrainConfig(ConfigMixin):
     # multi_worker mode: seconds a worker waits for its peers to come up and for one
     # collective (a gradient all-reduce) to finish, then stops with an error instead of
     # hanging on a dead or never-started peer. It must cover the slowest worker's start and
-    # first step (graph tracing); tests use a few seconds to fail fast.
+    # first step (graph tracing).
     peer_timeout_seconds: float = 120.0
 
     def __post_init__(self) -> None:
