@@ -105,7 +105,9 @@ def train(
             raise ValueError(f"mode={mode!r} builds the strategy and tower devices itself; "
                              "pass either mode or strategy/tower_devices.")
         # First: multi_worker must start its server before TensorFlow creates its devices.
-        strategy, tower_devices = kd.make_strategy(mode, num_towers=config.model.num_towers)
+        strategy, tower_devices = kd.make_strategy(
+            mode, num_towers=config.model.num_towers,
+            peer_timeout_seconds=config.peer_timeout_seconds)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     # Weight init and dropout seeds; the checkpoint overrides both when resuming.

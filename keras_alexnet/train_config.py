@@ -85,6 +85,11 @@ class TrainConfig(ConfigMixin):
     # Split the CPU into this many logical devices (None: leave it whole), so that
     # --mode=towers and --mode=mirrored can be tried on a machine without GPUs.
     logical_cpus: int | None = None
+    # multi_worker mode: seconds a worker waits for its peers to come up and for one
+    # collective (a gradient all-reduce) to finish, then stops with an error instead of
+    # hanging on a dead or never-started peer. It must cover the slowest worker's start and
+    # first step (graph tracing).
+    peer_timeout_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -237,6 +242,8 @@ def _validate(c: TrainConfig) -> None:
              "None).")
     if c.max_train_seconds is not None and c.max_train_seconds <= 0:
         fail(f"max_train_seconds={c.max_train_seconds} must be positive (or None).")
+    if c.peer_timeout_seconds <= 0:
+        fail(f"peer_timeout_seconds={c.peer_timeout_seconds} must be positive.")
     if not isinstance(c.model, AlexNetConfig):
         fail(f"model must be an AlexNetConfig, got {type(c.model).__name__}.")
 

@@ -83,8 +83,8 @@ def test_kernel_grid_layout_and_normalisation(tmp_path):
         analysis.kernel_grid(towers, devices=["/CPU:0"])
 
 
-def test_paper_size_kernel_grid_and_tensorboard_image(tmp_path):
-    towers = analysis.conv1_kernels(build_alexnet(AlexNetConfig(input_size=67)))
+def test_paper_size_kernel_grid_and_tensorboard_image(tmp_path, paper_model):
+    towers = analysis.conv1_kernels(paper_model)
     grid = analysis.kernel_grid(towers)  # 48 per tower, 16 columns: 3 rows per tower
     assert grid.shape == (2 + 2 * (16 + 3 * 46) + 16, 2 + 16 * 46, 3)
     analysis.write_image_summaries(tmp_path, {"figure3": grid})
@@ -215,6 +215,7 @@ def test_projector_files_are_readable(tmp_path):
     np.testing.assert_array_equal(np.asarray(sprite)[16:32, 16:32], first)
 
 
+@pytest.mark.slow
 def test_visualize_script_end_to_end(tmp_path):
     make_imagenet(tmp_path / "imagenet", flat_val=False)  # 3 classes, 7 val images
     model_path = tmp_path / "tiny.keras"

@@ -174,6 +174,7 @@ def test_output_holding_another_dataset_is_refused(prepared):
     assert sorted(p.name for p in (root_a / "out").iterdir()) == before
 
 
+@pytest.mark.slow
 def test_script_exit_status(prepared, tmp_path):
     root, _, _ = prepared[False]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))

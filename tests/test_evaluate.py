@@ -322,6 +322,7 @@ def _write_idx(path, array, magic):
         f.write(header + array.astype(np.uint8).tobytes())
 
 
+@pytest.mark.slow
 def test_evaluate_script_end_to_end(tmp_path):
     """scripts/evaluate.py on a 2-model ensemble over a tiny Fashion-MNIST-format dataset."""
     from keras_alexnet.data import open_source
@@ -389,6 +390,7 @@ def test_open_run_data_resizes_as_the_run_trained(tmp_path):
         open_run_data(tmp_path / "elsewhere.keras")
 
 
+@pytest.mark.slow
 def test_evaluate_script_errors_are_one_line(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))

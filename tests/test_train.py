@@ -194,6 +194,7 @@ def test_ten_crop_validation_matches_evaluate(stripes, tmp_path):
     assert result.history[-1]["val_top5_error"] == pytest.approx(expected.top5_error)
 
 
+@pytest.mark.slow
 def test_mirrored_and_tower_placement_match_one_device(stripes, tmp_path):
     # Without dropout, two replicas each taking half the batch must give the same losses and
     # weights as one device: the per-example loss is divided by the *global* batch size.
@@ -248,6 +249,7 @@ train(apply_overrides(preset("tiny"), sys.argv[2:]), on_step_end=on_step_end)
 """
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
     # 3 epochs of 4 steps; checkpoints at steps 3, 4 (epoch end), 6, 8 (epoch end), 9, ...
     # The schedule cuts the learning rate after epochs 2 and 3 (threshold 1: no progress
@@ -385,6 +387,7 @@ def test_bad_overrides_are_one_line_errors(override, message):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_script_help_and_bad_override():
     help_run = subprocess.run([sys.executable, "scripts/train.py", "--help"], cwd=ROOT, env=ENV,
                               capture_output=True, text=True, timeout=120)
