@@ -324,6 +324,7 @@ def write_caffe_run(caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *
       ValueError: on an unreadable or mismatched input file (one line).
     """
     from keras_alexnet.files import atomic_path, write_text_atomic
+    from keras_alexnet.run_files import CONFIG_FILE, MODEL_FILE, save_model_atomic
 
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
@@ -352,9 +353,7 @@ def write_caffe_run(caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *
         "format": 1, "image_size": int(mean_image.shape[0]), "num_classes": config.num_classes,
         "num_broken": 0, "splits": {s: {"num_examples": 0, "files": [], "per_class": {}}
                                     for s in ("train", "val")}}, indent=2))
-    write_text_atomic(out / "config.json", json.dumps({
+    write_text_atomic(out / CONFIG_FILE, json.dumps({
         "data": str(out), "model": config.to_dict(),
         "imported_from": str(Path(caffemodel).resolve())}, indent=2, sort_keys=True))
-    with atomic_path(out / "model.keras", suffix=".keras") as tmp:
-        model.save(tmp)
-    return out / "model.keras"
+    return save_model_atomic(model, out / MODEL_FILE)
