@@ -17,6 +17,7 @@ import tensorflow as tf
 import keras_alexnet.optim  # noqa: F401
 from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.run_files import CONFIG_FILE
 
 
 def load_keras_model(path: str | os.PathLike) -> keras.Model:
@@ -48,7 +49,7 @@ def read_run_config(path: str | os.PathLike) -> dict:
     """
     p = Path(path)
     d = p if p.is_dir() else p.parent
-    for candidate in (d / "config.json", d.parent / "config.json"):
+    for candidate in (d / CONFIG_FILE, d.parent / CONFIG_FILE):
         if candidate.is_file():
             return json.loads(candidate.read_text())
     raise ValueError(f"No config.json in {d} or {d.parent}; pass the model's AlexNetConfig.")
