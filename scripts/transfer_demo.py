@@ -1,6 +1,8 @@
 """Transfer on Fashion-MNIST: pre-train on classes 0-4, fine-tune on 5-9 from few labels.
 
   python scripts/transfer_demo.py --work_dir=runs/transfer --seeds=3
+  python scripts/transfer_demo.py --work_dir=runs/transfer_60 --epochs=20 \
+      --pretrained=runs/transfer/pretrain      # a shorter budget from the same pre-training
 
 Runs (each one `scripts/train.py --preset=fashion_mnist_transfer` run; the equivalent
 commands are printed): a pre-training run on classes 0-4, then per seed a fine-tuning run
@@ -25,6 +27,9 @@ _PRETRAIN_EPOCHS = flags.DEFINE_integer("pretrain_epochs", 3, "Epochs on classes
 _EPOCHS = flags.DEFINE_integer("epochs", 50, "Epochs of the fine-tuned and scratch runs "
                                "(3 steps each with 100 images per class).")
 _PER_CLASS = flags.DEFINE_integer("per_class", 100, "Labelled training images per new class.")
+_PRETRAINED = flags.DEFINE_string(
+    "pretrained", None, "A finished pre-training run to fine-tune from (e.g. another budget's "
+    "WORK_DIR/pretrain); default: pre-train in WORK_DIR/pretrain.")
 _FREEZE = flags.DEFINE_string("freeze", "", "Layers the fine-tuned runs keep, e.g. conv1,conv2.")
 
 PRESET = "fashion_mnist_transfer"
@@ -33,8 +38,9 @@ OLD, NEW = "0,1,2,3,4", "5,6,7,8,9"
 
 def runs(work_dir: str) -> dict[str, list[str]]:
     """Run name -> its --set overrides, in the order they must run."""
-    pre = f"{work_dir}/pretrain"
-    out = {"pretrain": [f"data_classes={OLD}", f"epochs={_PRETRAIN_EPOCHS.value}"]}
+    pre = _PRETRAINED.value or f"{work_dir}/pretrain"
+    out = {} if _PRETRAINED.value else {
+        "pretrain": [f"data_classes={OLD}", f"epochs={_PRETRAIN_EPOCHS.value}"]}
     small = [f"data_classes={NEW}", f"train_per_class={_PER_CLASS.value}",
              f"epochs={_EPOCHS.value}"]
     for seed in range(_SEEDS.value):
