@@ -1,21 +1,35 @@
 # Two commands do all set-up on a fresh Linux machine with Python 3.11:
-#   make demo   - install, then train the full-size paper network on Fashion-MNIST (offline)
-#   make test   - install, lint and run the whole test suite
+#   make demo   - install the package and its runtime dependencies, then train the full-size
+#                 paper network on Fashion-MNIST (offline)
+#   make test   - add the test extras (and PyTorch, the benchmark's peer), lint and run the suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 DEMO_FLAGS ?=
 
-.PHONY: demo test lint install fashion-mnist clean
+# One stamp per install level: the demo needs none of the test extras (jax, torch, scipy,
+# tensorflow-datasets: about 1.2 GB more).
+RUNTIME := $(VENV)/.installed-runtime
+TESTING := $(VENV)/.installed-test
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+.PHONY: demo test lint install install-test fashion-mnist clean
+
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+$(RUNTIME): setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(TESTING): $(RUNTIME)
 	$(PY) -m pip install -q -e ".[test,torch]"
 	touch $@
 
-install: $(VENV)/.installed
+install: $(RUNTIME)
+
+install-test: $(TESTING)
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist package (no download at run time).
 fashion-mnist:
@@ -25,12 +39,12 @@ fashion-mnist:
 	fi
 
 demo: install fashion-mnist
-	$(PY) scripts/demo.py $(DEMO_FLAGS)
+	$(VENV)/bin/keras-alexnet demo $(DEMO_FLAGS)
 
-lint: install
-	$(VENV)/bin/ruff check keras_alexnet scripts tests
+lint: install-test
+	$(VENV)/bin/ruff check keras_alexnet benchmarks scripts tests
 
-test: install fashion-mnist lint
+test: install-test fashion-mnist lint
 	$(VENV)/bin/pytest -q
 
 clean:

@@ -80,27 +80,38 @@ def normalize_kernels(kernels: np.ndarray) -> np.ndarray:
     return np.where(span > 0, (k - lo) / np.where(span > 0, span, 1.0), 0.5)
 
 
+# Figure 3's caption: the top 48 kernels were learned on GPU 1, the bottom 48 on GPU 2. Ours
+# were learned wherever the run put the towers, so the paper's GPUs are a caption line only.
+PAPER_TOWERS_CAPTION = "The paper learned tower 0 on GPU 1 and tower 1 on GPU 2 (Section 3.2)."
+
+
 def kernel_grid_shape(kernels_per_tower: Sequence[int], kernel_size: int, *, columns: int = 16,
                       scale: int = 4, gap: int = 2, label_height: int = 16) -> tuple[int, int]:
     """(height, width) of `kernel_grid`'s image."""
     cell = kernel_size * scale + gap
     rows = sum(label_height + math.ceil(n / columns) * cell for n in kernels_per_tower)
-    return gap + rows, gap + columns * cell
+    caption = label_height if len(kernels_per_tower) > 1 else 0
+    return gap + rows + caption, gap + columns * cell
 
 
-def kernel_grid(towers: Sequence[np.ndarray], *, columns: int = 16, scale: int = 4,
-                gap: int = 2, label_height: int = 16) -> np.ndarray:
+def kernel_grid(towers: Sequence[np.ndarray], *, devices: Sequence[str] | None = None,
+                columns: int = 16, scale: int = 4, gap: int = 2,
+                label_height: int = 16) -> np.ndarray:
     """Figure 3: every tower's conv1 kernels as a grid, tower 0's rows first, then tower 1's.
 
-    Each tower's block starts with a label band ("tower t"); kernels are min-max normalised one
-    by one (`normalize_kernels`) and magnified `scale` times (nearest neighbour).
+    Each tower's block starts with a label band ("tower t", and its device when known); kernels
+    are min-max normalised one by one (`normalize_kernels`) and magnified `scale` times
+    (nearest neighbour). With two towers a caption line says where the paper learned them.
 
     Args:
       towers: per tower, kernels (kh, kw, 3, n), as from `conv1_kernels`.
+      devices: per tower, the device it was placed on (a model's `tower_devices`), if known.
     """
     if not towers or columns < 1 or scale < 1 or gap < 0:
         raise ValueError(f"Need kernels and columns >= 1, scale >= 1, gap >= 0; got "
                          f"{len(towers)} towers, columns={columns}, scale={scale}, gap={gap}.")
+    if devices is not None and len(devices) != len(towers):
+        raise ValueError(f"Got {len(devices)} devices for {len(towers)} towers; pass one each.")
     size = towers[0].shape[0]
     height, width = kernel_grid_shape([t.shape[-1] for t in towers], size, columns=columns,
                                       scale=scale, gap=gap, label_height=label_height)
@@ -110,10 +121,11 @@ def kernel_grid(towers: Sequence[np.ndarray], *, columns: int = 16, scale: int =
     y = gap
     cell = size * scale + gap
     for t, kernels in enumerate(towers):
-        # The paper's caption: the top 48 kernels were learned on GPU 1, the bottom 48 on GPU 2.
         draw.rectangle([0, y, width - 1, y + label_height - 2], fill=(230, 230, 230))
-        draw.text((gap + 2, y + 1), f"tower {t} (GPU {t + 1}): {kernels.shape[-1]} kernels",
-                  fill=INK, font=font)
+        where = f" on {devices[t]}" if devices else ""
+        label = _fit(draw, f"tower {t}{where}: {kernels.shape[-1]} kernels", width - gap - 4,
+                     font)
+        draw.text((gap + 2, y + 1), label, fill=INK, font=font)
         y += label_height
         pixels = (normalize_kernels(kernels) * 255).round().astype(np.uint8)
         for i, k in enumerate(pixels):
@@ -121,6 +133,9 @@ def kernel_grid(towers: Sequence[np.ndarray], *, columns: int = 16, scale: int =
             r, c = divmod(i, columns)
             canvas.paste(Image.fromarray(big), (gap + c * cell, y + r * cell))
         y += math.ceil(len(pixels) / columns) * cell
+    if len(towers) > 1:
+        draw.text((gap + 2, y + 1), _fit(draw, PAPER_TOWERS_CAPTION, width - gap - 4, font),
+                  fill=INK, font=font)
     return np.asarray(canvas)
 
 
@@ -144,7 +159,11 @@ def prediction_sheet_shape(num_images: int, *, columns: int = 4, thumb: int = 12
                            k: int = FIGURE4_LABELS) -> tuple[int, int]:
     """(height, width) of `prediction_sheet`'s image."""
     rows = math.ceil(num_images / columns)
-    return rows * (thumb + bar_height * (k + 1) + 8), columns * cell_width
+    return rows * _sheet_cell_height(thumb, bar_height, k) + bar_height + 4, columns * cell_width
+
+
+def _sheet_cell_height(thumb: int, bar_height: int, k: int) -> int:
+    return thumb + bar_height * (k + 1) + 8
 
 
 def prediction_sheet(images: np.ndarray, probabilities: np.ndarray, labels: np.ndarray,
@@ -153,7 +172,8 @@ def prediction_sheet(images: np.ndarray, probabilities: np.ndarray, labels: np.n
     """Figure 4 (left): each image, its true label below it, then its top-5 labels as bars.
 
     The bar length is the probability; the true label's bar is red (as in the paper), others
-    blue. A true label outside the top 5 is shown only in the caption.
+    blue, as a legend line at the bottom says. A true label outside the top 5 is shown only in
+    the caption.
 
     Args:
       images: uint8 (N, H, W, 3) viewable images (see `display_images`).
@@ -171,7 +191,7 @@ def prediction_sheet(images: np.ndarray, probabilities: np.ndarray, labels: np.n
     k = min(FIGURE4_LABELS, probabilities.shape[1])
     height, width = prediction_sheet_shape(n, columns=columns, thumb=thumb, cell_width=cell_width,
                                            bar_height=bar_height, k=k)
-    cell_height = height // math.ceil(n / columns)
+    cell_height = _sheet_cell_height(thumb, bar_height, k)
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     font = _font(bar_height - 3)
@@ -194,27 +214,67 @@ def prediction_sheet(images: np.ndarray, probabilities: np.ndarray, labels: np.n
             draw.text((x0 + cell_width - 6 - value_width, y + 1), value, fill=INK, font=font)
             name = _fit(draw, str(class_names[j]), cell_width - 16 - value_width, font)
             draw.text((x0 + 6, y + 1), name, fill=INK, font=font)
+    _legend(draw, height - bar_height - 2, bar_height, font,
+            [(TRUE_BAR, "true label"), (OTHER_BAR, "other top-5 classes; length = probability")])
     return np.asarray(canvas)
 
 
+def _legend(draw: ImageDraw.ImageDraw, y: int, height: int, font,
+            entries: Sequence[tuple[tuple[int, int, int], str]]) -> None:
+    """One line of colour swatches, each followed by what it means."""
+    x = 4
+    for color, text in entries:
+        draw.rectangle([x, y + 2, x + height - 4, y + height - 2], fill=color)
+        x += height
+        draw.text((x, y + 1), text, fill=INK, font=font)
+        x += int(draw.textlength(text, font=font)) + 12
+
+
 def image_grid_shape(rows: int, columns: int, *, thumb: int = 64, gap: int = 4,
-                     separator: int = 8) -> tuple[int, int]:
-    """(height, width) of `image_grid`'s image."""
-    return gap + rows * (thumb + gap), gap + columns * (thumb + gap) + separator
+                     separator: int = 8, text_height: int = 0) -> tuple[int, int]:
+    """(height, width) of `image_grid`'s image; `text_height` > 0 when it has labels."""
+    title = text_height + gap if text_height else 0
+    return (gap + title + rows * (thumb + text_height + gap),
+            gap + columns * (thumb + gap) + separator)
 
 
 def image_grid(rows: Sequence[Sequence[np.ndarray]], *, thumb: int = 64, gap: int = 4,
-               separator: int = 8) -> np.ndarray:
+               separator: int = 8, column_titles: Sequence[str] | None = None,
+               captions: Sequence[Sequence[str]] | None = None,
+               text_height: int = 14) -> np.ndarray:
     """Rows of images (uint8 H, W, 3), resized to `thumb`; the first column is set apart by a
-    `separator`-wide gap (Figure 4, right: the query, then its neighbours)."""
+    `separator`-wide gap (Figure 4, right: the query, then its neighbours).
+
+    Args:
+      column_titles: a title above each column, e.g. "query", "1", "2", ...
+      captions: a line under each image (same nesting as `rows`), e.g. its class name.
+      text_height: the height of a title or caption line; used only with titles or captions.
+    """
     columns = max((len(r) for r in rows), default=0)
     if not rows or columns == 0:
         raise ValueError("image_grid needs at least one row with one image.")
+    if captions is not None and [len(c) for c in captions] != [len(r) for r in rows]:
+        raise ValueError("captions must hold one line per image, row by row like rows.")
+    labelled = column_titles is not None or captions is not None
+    text = text_height if labelled else 0
     height, width = image_grid_shape(len(rows), columns, thumb=thumb, gap=gap,
-                                     separator=separator)
+                                     separator=separator, text_height=text)
     canvas = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    font = _font(max(8, text_height - 3))
+    top = gap + (text + gap if text else 0)
+
+    def x_of(c: int) -> int:
+        return gap + c * (thumb + gap) + (separator if c else 0)
+
+    for c, title in enumerate(column_titles or ()):
+        draw.text((x_of(c) + 2, gap), _fit(draw, str(title), thumb - 2, font), fill=INK,
+                  font=font)
     for r, row in enumerate(rows):
+        y = top + r * (thumb + text + gap)
         for c, image in enumerate(row):
-            x = gap + c * (thumb + gap) + (separator if c else 0)
-            canvas.paste(_thumbnail(image, thumb), (x, gap + r * (thumb + gap)))
+            canvas.paste(_thumbnail(image, thumb), (x_of(c), y))
+            if captions is not None:
+                draw.text((x_of(c) + 1, y + thumb + 1),
+                          _fit(draw, str(captions[r][c]), thumb - 2, font), fill=INK, font=font)
     return np.asarray(canvas)

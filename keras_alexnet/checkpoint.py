@@ -9,6 +9,7 @@ epoch and the number of batches done in it. The data stream of an epoch is a pur
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import keras
@@ -82,8 +83,13 @@ class RunCheckpoints:
                  max_to_keep: int) -> None:
         self.state = state
         self.read_dir = Path(read_dir) / CHECKPOINT_DIR
+        self._last_save = time.monotonic()
         self._manager = tf.train.CheckpointManager(
             state.checkpoint(), str(Path(write_dir) / CHECKPOINT_DIR), max_to_keep=max_to_keep)
+
+    def minutes_since_save(self) -> float:
+        """Minutes since the last save (or since this object was made)."""
+        return (time.monotonic() - self._last_save) / 60
 
     @property
     def latest(self) -> str | None:
@@ -108,8 +114,9 @@ class RunCheckpoints:
                 f"({str(e).splitlines()[0][:200]}); use a fresh work_dir or the run's own "
                 f"config ({config_path}).") from None
         s = self.state
-        logging.info("Resumed from %s: step %d, epoch %d, batch %d.", latest,
-                     int(s.step), int(s.epoch) + 1, int(s.batches_done))
+        where = (f"in epoch {int(s.epoch) + 1} after batch {int(s.batches_done)}"
+                 if int(s.batches_done) else f"after {int(s.epoch)} complete epochs")
+        logging.info("Resumed from %s: step %d, %s.", latest, int(s.step), where)
         return latest
 
     def save(self) -> str:
@@ -126,4 +133,6 @@ class RunCheckpoints:
                 f"last good checkpoint is {self.latest}.")
         # Numbered by save count, not step: the epoch-end save can share a step with a
         # mid-epoch one, and a checkpoint is never overwritten in place.
-        return self._manager.save()
+        path = self._manager.save()
+        self._last_save = time.monotonic()
+        return path

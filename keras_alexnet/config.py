@@ -1,4 +1,4 @@
-"""The network's hyperparameters (Section 3 of the paper), in one place."""
+"""The paper's hyperparameters, in one place: the network's (Section 3) and SGD's (Section 5)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ import json
 from typing import Any
 
 ACTIVATIONS = ("relu", "tanh")
+
+# Section 5: "batch size of 128 examples, momentum of 0.9, and weight decay of 0.0005";
+# "The learning rate was ... initialized at 0.01". Used by optim.PaperSGD and
+# TrainConfig; here because this module imports without Keras (and so without TensorFlow).
+PAPER_LEARNING_RATE = 0.01
+PAPER_MOMENTUM = 0.9
+PAPER_WEIGHT_DECAY = 0.0005
 
 
 class ConfigMixin:

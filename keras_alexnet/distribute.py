@@ -28,12 +28,13 @@ from collections.abc import Callable, Iterator, Sequence
 import tensorflow as tf
 from absl import logging
 
-MODES = ("single", "towers", "mirrored", "multi_worker")
+from keras_alexnet.train_config import MODES, TrainConfig  # MODES: readable without TF
+
 # The only jobs MultiWorkerMirroredStrategy trains with; "ps"/"evaluator" belong to other setups.
 _JOBS = ("chief", "worker")
-# Seconds a multi-worker task waits for its peers to come up (and for a collective to finish)
-# before it gives up with an error instead of hanging.
-DEFAULT_TIMEOUT_S = 120.0
+# Seconds a multi-worker task waits for its peers and for one collective: TrainConfig's
+# default (one source of truth; the reason is there).
+DEFAULT_PEER_TIMEOUT_S = TrainConfig().peer_timeout_seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +162,7 @@ def make_strategy(
     *,
     num_towers: int,
     devices: Sequence[str] | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    peer_timeout_seconds: float = DEFAULT_PEER_TIMEOUT_S,
 ) -> tuple[tf.distribute.Strategy, tuple[str, ...] | None]:
     """Returns `(strategy, tower_devices)` for a mode of `MODES`.
 
@@ -173,11 +174,12 @@ def make_strategy(
       mode: one of `MODES`.
       num_towers: the model's `config.num_towers` (how many devices "towers" needs).
       devices: device names to use instead of the local GPUs (or CPUs when there are none).
-      timeout_s: multi_worker only: how long to wait for peers and for one collective.
+      peer_timeout_seconds: multi_worker only: how long to wait for peers to come up and
+        for one collective to finish (`TrainConfig.peer_timeout_seconds`).
 
     Raises:
-      ValueError: unknown mode, or a bad `TF_CONFIG`.
-      TimeoutError: multi_worker peers that do not come up within `timeout_s`.
+      ValueError: unknown mode, a bad `TF_CONFIG`, or a `peer_timeout_seconds` <= 0.
+      TimeoutError: multi_worker peers that do not come up within `peer_timeout_seconds`.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; choose one of {MODES}.")
@@ -202,7 +204,7 @@ def make_strategy(
         if all("GPU" not in d.upper() for d in chosen):
             reduce = tf.distribute.ReductionToOneDevice()
         return tf.distribute.MirroredStrategy(devices=chosen, cross_device_ops=reduce), None
-    return _multi_worker_strategy(timeout_s), None
+    return _multi_worker_strategy(peer_timeout_seconds), None
 
 
 def local_devices() -> list[str]:
@@ -212,9 +214,10 @@ def local_devices() -> list[str]:
 
 
 def _multi_worker_strategy(timeout_s: float) -> tf.distribute.Strategy:
-    config = parse_tf_config()
     if timeout_s <= 0:
-        raise ValueError(f"timeout_s={timeout_s} must be positive.")
+        raise ValueError(f"peer_timeout_seconds={timeout_s} must be positive; it is how long "
+                         "to wait for the other workers.")
+    config = parse_tf_config()
     chief_type, chief_index = config.chief
     leader = f"/job:{chief_type}/replica:0/task:{chief_index}"
     if config.is_chief:

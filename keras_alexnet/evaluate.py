@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.files import atomic_path
+from keras_alexnet.progress import known_batches, tracked
 
 TIE_RULES = ("pessimistic", "optimistic")
 # Section 6 reports top-1 and top-5 error.
@@ -141,6 +142,8 @@ def evaluate(
     ten_crop: bool,
     from_logits: bool | None = None,
     ties: str = "pessimistic",
+    progress: bool = False,
+    num_batches: int | None = None,
 ) -> EvalResult:
     """Evaluates one model, or the average of several, over `dataset`.
 
@@ -153,12 +156,15 @@ def evaluate(
       from_logits: whether the models output logits (softmax is then applied). None detects it
         per model: a layer named "predictions" or a softmax last layer means probabilities.
       ties: top-k tie rule, see `topk_correct`.
+      progress: show a bar with an ETA on stdout, one step per batch.
+      num_batches: the batches the bar expects; default: the dataset's cardinality when
+        known (a source's `ceil(info.num_eval / batch_size)` where tf.data cannot tell).
     """
     models = _as_models(model_or_models)
     acc = _Accumulator(ties)
-    for probs, labels in predict_batches(
-        models, dataset, ten_crop=ten_crop, from_logits=from_logits
-    ):
+    batches = predict_batches(models, dataset, ten_crop=ten_crop, from_logits=from_logits)
+    total = known_batches(dataset) if num_batches is None else num_batches
+    for probs, labels in tracked(batches, total, progress):
         acc.add(probs, labels)
     return acc.result(ten_crop=ten_crop, num_models=len(models))
 

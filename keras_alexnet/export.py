@@ -22,7 +22,8 @@ from keras_alexnet.data import augment as aug
 from keras_alexnet.data.pipeline import augment_center
 from keras_alexnet.data.sources import resize_and_center_crop
 from keras_alexnet.evaluate import top5_k
-from keras_alexnet.model import build_alexnet
+from keras_alexnet.model import AlexNet
+from keras_alexnet.progress import phase
 
 CONFIG_ASSET = "config.json"
 CLASS_INDEX_ASSET = "class_index.tsv"
@@ -157,6 +158,20 @@ def _signatures(module: _ServingModule) -> dict[str, tf.types.experimental.Concr
             "features": features.get_concrete_function()}
 
 
+def default_model_name(data: str) -> str:
+    """The export's model name for a run on `data` (a source spec): the dataset's name.
+
+    "fashion_mnist[:dir]" -> fashion_mnist, "tfds:NAME" -> NAME; ImageNet (a prepared or
+    "folder:" source) -> alexnet, the paper's model.
+    """
+    kind, _, arg = data.partition(":")
+    if kind == "fashion_mnist":
+        return "fashion_mnist"
+    if kind == "tfds" and arg:
+        return arg.split("/")[0].split(":")[0]
+    return "alexnet"
+
+
 def _next_version(directory: Path) -> int:
     versions = [int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit()] \
         if directory.is_dir() else []
@@ -174,6 +189,7 @@ def export_savedmodel(
     ten_crop: bool = False,
     config: AlexNetConfig | None = None,
     wnids: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> Path:
     """Writes `model` as `<export_root>/<name>/<version>/`, the layout TF Serving watches.
 
@@ -193,6 +209,7 @@ def export_savedmodel(
       ten_crop: average over the ten crops of Section 4.1 instead of the center crop.
       config: the model's config; defaults to `model.alexnet_config`.
       wnids: class identifiers for the class index; default `class_names`.
+      progress: write a line per phase (tracing, writing) with its time on stdout.
 
     Returns:
       The version directory written.
@@ -219,7 +236,7 @@ def export_savedmodel(
         raise ValueError(f"name={name!r} must be a plain directory name, e.g. 'alexnet'.")
     if getattr(model, "tower_devices", None):
         # Device strings would be baked into the graph; serve a placement-free copy.
-        clean = build_alexnet(config)
+        clean = AlexNet(config, name=model.name, precision=getattr(model, "precision", None))
         clean.set_weights(model.get_weights())
         model = clean
 
@@ -240,7 +257,10 @@ def export_savedmodel(
             + "".join(f"{i}\t{w}\t{n}\n" for i, (w, n) in enumerate(zip(wnids, class_names))))
         module = _ServingModule(model, config, class_names, mean_image, ten_crop, asset_dir)
         saved = tmp / "model"
-        tf.saved_model.save(module, str(saved), signatures=_signatures(module))
+        with phase("Tracing the serving signatures", progress):
+            signatures = _signatures(module)
+        with phase(f"Writing the SavedModel to {target}", progress):
+            tf.saved_model.save(module, str(saved), signatures=signatures)
         os.rename(saved, target)
     except OSError as e:
         if target.exists():

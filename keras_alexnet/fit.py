@@ -16,6 +16,8 @@ import keras
 
 from keras_alexnet.evaluate import top5_k
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.precision import dtype_policy
+from keras_alexnet.precision import resolve as resolve_precision
 from keras_alexnet.schedule import PlateauScheduleCallback
 from keras_alexnet.train_config import TrainConfig
 from keras_alexnet.transfer import freeze_layers, init_from_file
@@ -31,7 +33,8 @@ def compile_for_training(config: TrainConfig) -> keras.Model:
     Raises:
       ValueError: a bad init_from file or freeze name.
     """
-    model = build_alexnet(config.model.replace(classifier_activation=None))
+    with dtype_policy(resolve_precision(config.precision)):
+        model = build_alexnet(config.model.replace(classifier_activation=None))
     if config.init_from:
         init_from_file(model, config.init_from)
     freeze_layers(model, config.freeze)  # before compile: the optimizer sees trainables only

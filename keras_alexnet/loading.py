@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import keras
@@ -23,7 +24,16 @@ def load_keras_model(path: str | os.PathLike) -> keras.Model:
     path = Path(path)
     if path.suffix != ".keras" or not path.is_file():
         raise ValueError(f"No model file at {str(path)!r}; pass the .keras file model.save wrote.")
-    return keras.saving.load_model(path, compile=False)
+    # Keras reports any unreadable archive as "File not found"; say what is wrong with it.
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{str(path)!r} is corrupt or not a .keras file (not a zip archive; "
+                         "a truncated copy?); pass the .keras file model.save wrote.")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{str(path)!r} is corrupt or not a .keras file of this package "
+                         f"({type(e).__name__}: {str(e)[:200]}); pass the .keras file "
+                         "model.save wrote.") from None
 
 
 def read_run_config(path: str | os.PathLike) -> dict:
@@ -60,19 +70,32 @@ def open_run_data(path: str | os.PathLike, data: str | None = None,
     """
     from keras_alexnet.data import open_source  # the data package is heavy; import on use
 
-    try:
-        run = read_run_config(path)
-    except ValueError:
-        run = {}
-    if data is None:
-        data = run.get("data")
-    if not data:
-        raise ValueError(f"No data for {str(path)!r}: pass --data (a source spec such as "
-                         "'fashion_mnist'); the run's config.json names none.")
+    run = _run_or_empty(path)
+    data = run_data_spec(path, data)
     same_kind = str(run.get("data", "")).partition(":")[0] == data.partition(":")[0]
     if image_size is None and same_kind:
         image_size = run.get("data_image_size")
     return open_source(data, **({"image_size": image_size} if image_size else {}))
+
+
+def _run_or_empty(path: str | os.PathLike) -> dict:
+    try:
+        return read_run_config(path)
+    except ValueError:
+        return {}
+
+
+def run_data_spec(path: str | os.PathLike, data: str | None = None) -> str:
+    """`data`, or the data spec of the run that wrote the model at `path` (its config.json).
+
+    Raises:
+      ValueError: if `data` is None and the run names no data.
+    """
+    data = data if data is not None else _run_or_empty(path).get("data")
+    if not data:
+        raise ValueError(f"No data for {str(path)!r}: pass --data (a source spec such as "
+                         "'fashion_mnist'); the run's config.json names none.")
+    return data
 
 
 def find_config(path: str | os.PathLike) -> AlexNetConfig:
@@ -82,11 +105,35 @@ def find_config(path: str | os.PathLike) -> AlexNetConfig:
     return AlexNetConfig.from_dict(values["model"] if "model" in values else values)
 
 
-def load_model(path: str | os.PathLike, config: AlexNetConfig | None = None) -> keras.Model:
-    """A `.keras` file, or the latest checkpoint of a training run (see model_from_checkpoint)."""
+def load_model(path: str | os.PathLike, config: AlexNetConfig | None = None,
+               precision: str | None = None) -> keras.Model:
+    """A `.keras` file, or the latest checkpoint of a training run (see model_from_checkpoint).
+
+    `precision` ("float32", "mixed_bfloat16" or "auto") rebuilds the network to compute in
+    that precision with the same weights; None keeps the one it was saved with.
+    """
     if str(path).endswith(".keras"):
-        return load_keras_model(path)
-    return model_from_checkpoint(path, config)
+        model = load_keras_model(path)
+    else:
+        model = model_from_checkpoint(path, config)
+    return model if precision is None else with_precision(model, precision)
+
+
+def with_precision(model: keras.Model, precision: str) -> keras.Model:
+    """`model` (an AlexNet) computing in `precision`: itself, or a copy with its weights."""
+    from keras_alexnet.model import AlexNet
+    from keras_alexnet.precision import resolve
+
+    policy = resolve(precision)
+    if not isinstance(model, AlexNet):
+        raise ValueError(f"precision={precision!r} needs an AlexNet from build_alexnet, got "
+                         f"{type(model).__name__}.")
+    if model.precision == policy:
+        return model
+    copy = AlexNet(model.alexnet_config, tower_devices=model.tower_devices, name=model.name,
+                   precision=policy)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def model_from_checkpoint(checkpoint_dir: str | os.PathLike,

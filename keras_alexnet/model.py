@@ -11,10 +11,7 @@ import keras
 
 from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.layers import ChannelSlice, LocalResponseNormalization
-
-# Layers per tower in the order the data flows. "own" layers see only their tower's maps,
-# "cross" layers see the maps of all towers (Section 3.5, Figure 2).
-_CONV_CONNECTIVITY = ("own", "own", "cross", "own", "own")
+from keras_alexnet.precision import dtype_policy
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -31,17 +28,23 @@ class AlexNet(keras.Model):
         config: AlexNetConfig | dict | None = None,
         tower_devices: Sequence[str] | None = None,
         name: str = "alexnet",
+        precision: str | None = None,
         **kwargs: Any,
     ) -> None:
         if isinstance(config, dict):
             config = AlexNetConfig.from_dict(config)
         config = config or AlexNetConfig()
         tower_devices = _check_devices(config, tower_devices)
+        # The layers compute in the global dtype policy of the build (Keras' convention) unless
+        # `precision` names one; it is saved, so a reloaded model computes as the saved one.
+        precision = precision or keras.config.dtype_policy().name
         image = keras.Input((config.input_size, config.input_size, 3), name="image")
-        layers = _make_layers(config)
-        # Building under the tower scopes also creates each tower's weights on its device.
-        outputs = _forward(config, layers, image, None, _placer(tower_devices))
+        with dtype_policy(precision):
+            layers = _make_layers(config)
+            # Building under the tower scopes also creates each tower's weights on its device.
+            outputs = _forward(config, layers, image, None, _placer(tower_devices))
         super().__init__(inputs=image, outputs=outputs, name=name, **kwargs)
+        self.precision = precision
         self.alexnet_config = config
         self.tower_devices = tower_devices
         self._ordered = layers
@@ -66,7 +69,8 @@ class AlexNet(keras.Model):
     def get_config(self) -> dict[str, Any]:
         # The architecture is fully determined by the AlexNetConfig; device placement is a
         # property of the machine that runs the model, so it is not saved.
-        return {"config": self.alexnet_config.to_dict(), "name": self.name}
+        return {"config": self.alexnet_config.to_dict(), "name": self.name,
+                "precision": self.precision}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects=None) -> AlexNet:
@@ -277,9 +281,12 @@ def _make_layers(c: AlexNetConfig) -> dict[str, keras.layers.Layer]:
     add(keras.layers.Flatten(name="flatten"))
     add(keras.layers.Dropout(c.dropout_rate, name="drop6"))
     add(keras.layers.Dropout(c.dropout_rate, name="drop7"))
-    add(keras.layers.Dense(c.num_classes, name="fc8", **init("fc8")))
+    # float32 under a mixed policy too (1% of the compute): bf16's 8-bit mantissa would tie
+    # close logits, and the top-k rule counts ties as misses; the softmax needs float32 too.
+    add(keras.layers.Dense(c.num_classes, name="fc8", dtype="float32", **init("fc8")))
     if c.classifier_activation:
-        add(keras.layers.Activation(c.classifier_activation, name="predictions"))
+        add(keras.layers.Activation(c.classifier_activation, name="predictions",
+                                    dtype="float32"))
     return layers
 
 

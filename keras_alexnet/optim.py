@@ -19,11 +19,7 @@ from typing import Any
 import keras
 from keras import ops
 
-# Section 5: "batch size of 128 examples, momentum of 0.9, and weight decay of 0.0005";
-# "The learning rate was ... initialized at 0.01". The one place these numbers live.
-PAPER_LEARNING_RATE = 0.01
-PAPER_MOMENTUM = 0.9
-PAPER_WEIGHT_DECAY = 0.0005
+from keras_alexnet.config import PAPER_LEARNING_RATE, PAPER_MOMENTUM, PAPER_WEIGHT_DECAY
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")

@@ -19,6 +19,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_alexnet.export import feature_model
+from keras_alexnet.progress import known_batches, tracked
 
 PROJECTOR_TENSOR = "fc7"
 METADATA_FILE = "metadata.tsv"
@@ -28,8 +29,13 @@ MAX_SPRITE_SIDE = 8192
 
 
 def extract_features(model: keras.Model, dataset: tf.data.Dataset, *,
-                     progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                     progress: bool = False, num_batches: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """fc7 activations and labels of every (images, labels) batch of `dataset`.
+
+    Args:
+      progress: show a bar with an ETA on stdout, one step per batch.
+      num_batches: the batches the bar expects; default: the dataset's cardinality if known.
 
     Returns:
       (features float32 [N, fc7 units], labels int32 [N]) in the dataset's order.
@@ -40,18 +46,14 @@ def extract_features(model: keras.Model, dataset: tf.data.Dataset, *,
     def step(images):
         return fc7(images, training=False)
 
-    batches = int(dataset.cardinality())
-    bar = keras.utils.Progbar(batches if batches >= 0 else None, unit_name="batch") \
-        if progress else None
+    total = known_batches(dataset) if num_batches is None else num_batches
     features, labels = [], []
-    for i, (images, y) in enumerate(dataset):
+    for images, y in tracked(dataset, total, progress):
         if images.shape.rank != 4:
             raise ValueError(f"extract_features needs batches of single views [B, S, S, 3], got "
                              f"{images.shape}; use eval_dataset(..., ten_crop=False).")
         features.append(step(images).numpy().astype(np.float32))
         labels.append(np.asarray(y, np.int32))
-        if bar is not None:
-            bar.update(i + 1)
     if not features:
         raise ValueError("The dataset is empty: no features to extract.")
     return np.concatenate(features), np.concatenate(labels)

@@ -31,7 +31,10 @@ from keras_alexnet import distribute as kd
 from keras_alexnet.checkpoint import NonFiniteLossError, RunCheckpoints, TrainState
 from keras_alexnet.evaluate import predict_batches, top5_k, topk_correct, topk_hits
 from keras_alexnet.files import write_text_atomic
+from keras_alexnet.interrupts import StopSignals, TrainingInterrupted
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.precision import dtype_policy
+from keras_alexnet.precision import resolve as resolve_precision
 from keras_alexnet.run_files import (
     CONFIG_FILE,
     LOG_FILE,
@@ -45,7 +48,8 @@ from keras_alexnet.summaries import RunWriters
 from keras_alexnet.train_config import TrainConfig
 from keras_alexnet.transfer import freeze_layers, init_from_file
 
-__all__ = ["NonFiniteLossError", "TrainResult", "make_train_step", "train"]
+__all__ = ["NonFiniteLossError", "TrainResult", "TrainingInterrupted", "make_train_step",
+           "train"]
 
 
 @dataclasses.dataclass
@@ -88,6 +92,8 @@ def train(
         work_dir; every worker restores the chief's newest checkpoint.
 
     Raises:
+      TrainingInterrupted: SIGINT or SIGTERM arrived (a single-process run); a checkpoint was
+        saved after the step it arrived in, and the message says how to resume.
       NonFiniteLossError: the loss became NaN/inf; the message names the step.
       ValueError: the config does not fit the data.
       keras_alexnet.distribute.PeerLostError: a multi-worker peer died; the message names it
@@ -100,7 +106,9 @@ def train(
             raise ValueError(f"mode={mode!r} builds the strategy and tower devices itself; "
                              "pass either mode or strategy/tower_devices.")
         # First: multi_worker must start its server before TensorFlow creates its devices.
-        strategy, tower_devices = kd.make_strategy(mode, num_towers=config.model.num_towers)
+        strategy, tower_devices = kd.make_strategy(
+            mode, num_towers=config.model.num_towers,
+            peer_timeout_seconds=config.peer_timeout_seconds)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     # Weight init and dropout seeds; the checkpoint overrides both when resuming.
@@ -112,10 +120,16 @@ def train(
     work_dir.mkdir(parents=True, exist_ok=True)
     note_config_changes(work_dir / CONFIG_FILE, config.to_json())
     strategy = strategy or tf.distribute.get_strategy()
+    # A multi-worker save is collective: every worker must decide to save at the same step.
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if multi_worker and config.checkpoint_every_minutes:
+        raise ValueError("checkpoint_every_minutes works in one process only: workers' clocks "
+                         "would disagree on when to save; use checkpoint_every_steps.")
     # The chief writes work_dir; other workers write a temporary folder, deleted at the end.
     write_dir, is_temp = kd.worker_dirs(str(work_dir), strategy)
     write_dir = Path(write_dir)
-    with strategy.scope():
+    policy = resolve_precision(config.precision)
+    with strategy.scope(), dtype_policy(policy):
         model = build_alexnet(config.model.replace(classifier_activation=None),
                               tower_devices=tower_devices)
         # Before the optimizer is built: it updates (and decays) only what it is built for.
@@ -139,13 +153,14 @@ def train(
                  log_path=write_dir / LOG_FILE, on_step_end=on_step_end)
     try:
         # Every worker resumes from the chief's newest checkpoint: name that one.
-        with kd.peer_failures(strategy, lambda: tf.train.latest_checkpoint(
-                str(checkpoints.read_dir))):
+        # One worker cannot save on its own signal either: signals keep their usual effect.
+        with StopSignals(enabled=not multi_worker) as loop.signals, kd.peer_failures(
+                strategy, lambda: tf.train.latest_checkpoint(str(checkpoints.read_dir))):
             stop_reason = loop.run(train_step, strategy)
     finally:
         writers.close()
         kd.cleanup_worker_dir(str(write_dir), is_temp)
-    with strategy.scope():
+    with strategy.scope(), dtype_policy(policy):
         probabilities = build_alexnet(config.model)
     probabilities.set_weights(model.get_weights())
     model_path = work_dir / MODEL_FILE
@@ -233,6 +248,8 @@ class _Loop:
         self.steps_per_epoch, self.log_path, self.on_step_end = (
             steps_per_epoch, log_path, on_step_end)
         self.history: list[dict[str, Any]] = []
+        self.signals = StopSignals(enabled=False)  # train() sets the active one
+        self._seconds_per_step: float | None = None  # measured, for the progress bar
 
     def run(self, train_step: Callable, strategy: tf.distribute.Strategy) -> str:
         """Trains epochs until the config's count, the schedule or the time budget ends it."""
@@ -242,14 +259,26 @@ class _Loop:
             return "schedule"
         while int(state.epoch) < c.epochs:
             if not self._epoch(train_step, strategy, deadline):
+                if self.signals.received:
+                    self._interrupted(self.checkpoints.save())
                 self.checkpoints.save()
                 self._validate(int(state.epoch), int(state.step))
+                # The epoch-end summaries too: a budgeted run may never reach an epoch's end.
+                self.writers.epoch_images(int(state.step), state.model)
                 logging.info("Time budget of %.0f s used up at step %d.", c.max_train_seconds,
                              int(state.step))
                 return "time_budget"
-            if self._end_epoch() == STOP:
+            decision = self._end_epoch()
+            if self.signals.received:
+                self._interrupted(self.checkpoints.latest)
+            if decision == STOP:
                 return "schedule"
         return "epochs"
+
+    def _interrupted(self, checkpoint: str | None) -> None:
+        raise TrainingInterrupted(
+            f"{self.signals.received} at step {int(self.state.step)}: saved {checkpoint}. "
+            "Rerun the same command to resume.")
 
     def _epoch(self, train_step: Callable, strategy: tf.distribute.Strategy,
                deadline: float | None) -> bool:
@@ -258,12 +287,7 @@ class _Loop:
         e, done = int(state.epoch), int(state.batches_done)
         batches = kd.distribute_dataset(strategy, functools.partial(self._shard, e, done),
                                         c.batch_size)
-        # On a mid-epoch resume the bar counts only the batches left: Progbar times its ETA
-        # and weights its running loss from batch 0, so starting it at `done` skews both.
-        bar = None
-        if c.progress_bar:
-            bar = keras.utils.Progbar(self.steps_per_epoch - done, stateful_metrics=["images/s"])
-            print(f"Epoch {e + 1}/{c.epochs}" + (f" (resumed after batch {done})" if done else ""))
+        bar = self._progress_bar(e, done, deadline)
         sums = np.zeros(3)  # loss, top-1 hits, top-k hits
         window = _Window()
         epoch_start = time.monotonic()
@@ -286,19 +310,25 @@ class _Loop:
                 log.flush()
                 sums += (loss, hits1, hitsk)
                 window.add(loss)
+                self._seconds_per_step = max(time.monotonic() - epoch_start, 1e-9) / n
                 if bar:
-                    rate = n * c.batch_size / max(time.monotonic() - epoch_start, 1e-9)
+                    rate = c.batch_size / self._seconds_per_step
                     bar.update(n, [("loss", loss), ("images/s", rate)])
                 if s % c.log_every_steps == 0:
                     self.writers.scalars("train", s, window.scalars(lr, c.batch_size))
                     window = _Window()
-                if s % c.checkpoint_every_steps == 0:
+                if s % c.checkpoint_every_steps == 0 or (
+                        c.checkpoint_every_minutes
+                        and self.checkpoints.minutes_since_save() >= c.checkpoint_every_minutes):
                     self.checkpoints.save()
                 if self.on_step_end:
                     self.on_step_end(s, loss)
-                if deadline is not None and time.monotonic() > deadline:
+                if self.signals.received or (deadline is not None
+                                             and time.monotonic() > deadline):
                     finished = False
                     break
+        if bar and not finished:
+            print(flush=True)  # end the bar's line: the next log line starts on its own
         n = int(state.batches_done) - done
         if n:
             examples = n * c.batch_size
@@ -306,6 +336,31 @@ class _Loop:
                 "epoch_loss": sums[0] / n, "top1_error": 1 - sums[1] / examples,
                 "top5_error": 1 - sums[2] / examples})
         return finished
+
+    def _progress_bar(self, e: int, done: int,
+                      deadline: float | None) -> keras.utils.Progbar | None:
+        """The epoch's bar; against the clock where a time budget will end the run first."""
+        c = self.c
+        if not c.progress_bar:
+            return None
+        header = f"Epoch {e + 1}/{c.epochs}" + (f" (resumed after batch {done})" if done else "")
+        # On a mid-epoch resume the bar counts only the batches left: Progbar times its ETA
+        # and weights its running loss from batch 0, so starting it at `done` skews both.
+        target: int | None = self.steps_per_epoch - done
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            header += (f": time budget {left / 60:.1f} min, until "
+                       f"{time.strftime('%H:%M:%S', time.localtime(time.time() + left))}")
+            # The budget, not the epoch, is what ends such a run: an epoch bar would promise
+            # an ETA it never reaches. Steps and speed are still shown.
+            target = None if left < self._epoch_seconds_estimate() else target
+        print(header, flush=True)
+        return keras.utils.Progbar(target, stateful_metrics=["images/s"])
+
+    def _epoch_seconds_estimate(self) -> float:
+        """Seconds one epoch would take at the speed seen so far (inf before any step)."""
+        return float("inf") if not self._seconds_per_step else (
+            self._seconds_per_step * self.steps_per_epoch)
 
     def _shard(self, e: int, done: int, batch_size: int, num_shards: int,
                shard_index: int) -> tf.data.Dataset:

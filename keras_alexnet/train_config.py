@@ -8,19 +8,26 @@ import typing
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from keras_alexnet.config import AlexNetConfig, ConfigMixin, check_fields
-from keras_alexnet.optim import (
+from keras_alexnet.config import (
     PAPER_LEARNING_RATE,
     PAPER_MOMENTUM,
     PAPER_WEIGHT_DECAY,
-    PaperSGD,
+    AlexNetConfig,
+    ConfigMixin,
+    check_fields,
 )
+from keras_alexnet.precision import PRECISIONS
 
-if TYPE_CHECKING:  # these need TensorFlow; this module must import without it
+# This module must import without Keras (on its TensorFlow backend Keras imports TensorFlow),
+# so that scripts check their flags in a fraction of a second: data, optim and schedule on use.
+if TYPE_CHECKING:
     from keras_alexnet.data.pipeline import Source
+    from keras_alexnet.optim import PaperSGD
     from keras_alexnet.schedule import PlateauSchedule
 
 ON_EXHAUSTED = ("stop", "continue")
+# How train() places a run on devices (keras_alexnet.distribute builds the strategy).
+MODES = ("single", "towers", "mirrored", "multi_worker")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +62,7 @@ class TrainConfig(ConfigMixin):
     batch_size: int = 128
     # Section 5: "roughly 90 cycles through the training set".
     epochs: int = 90
-    # Section 5's SGD; the numbers live in keras_alexnet.optim.
+    # Section 5's SGD; the numbers live in keras_alexnet.config.
     learning_rate: float = PAPER_LEARNING_RATE
     momentum: float = PAPER_MOMENTUM
     weight_decay: float = PAPER_WEIGHT_DECAY
@@ -77,15 +84,27 @@ class TrainConfig(ConfigMixin):
     # resumed run reproduces an uninterrupted one bit for bit.
     deterministic: bool = False
     checkpoint_every_steps: int = 1000
+    # Also save when this many minutes passed since the last save (None: by steps only), so
+    # a short or slow run has a checkpoint to resume from after Ctrl-C or a crash.
+    checkpoint_every_minutes: float | None = None
     keep_checkpoints: int = 3
     log_every_steps: int = 50
     work_dir: str = "runs/alexnet"
     # Wall-clock budget of the training loop in seconds (None: no limit).
     max_train_seconds: float | None = None
     progress_bar: bool = True
+    # "float32" (the reference), "mixed_bfloat16" (bf16 compute, float32 variables and update;
+    # keras_alexnet.precision says which ops run in which type) or "auto" (bf16 only where the
+    # hardware has it and its accuracy was checked).
+    precision: str = "float32"
     # Split the CPU into this many logical devices (None: leave it whole), so that
     # --mode=towers and --mode=mirrored can be tried on a machine without GPUs.
     logical_cpus: int | None = None
+    # multi_worker mode: seconds a worker waits for its peers to come up and for one
+    # collective (a gradient all-reduce) to finish, then stops with an error instead of
+    # hanging on a dead or never-started peer. It must cover the slowest worker's start and
+    # first step (graph tracing).
+    peer_timeout_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -124,6 +143,8 @@ class TrainConfig(ConfigMixin):
 
     def make_optimizer(self) -> PaperSGD:
         """Section 5's SGD with this run's learning rate, momentum and weight decay."""
+        from keras_alexnet.optim import PaperSGD
+
         return PaperSGD(self.learning_rate, self.momentum, self.weight_decay,
                         decay_biases=self.decay_biases)
 
@@ -237,10 +258,17 @@ def _validate(c: TrainConfig) -> None:
         fail(f"lr_decay_factor={c.lr_decay_factor} must be in (0, 1).")
     if c.schedule_max_reductions < 0 or c.schedule_threshold < 0:
         fail("schedule_max_reductions and schedule_threshold must be >= 0.")
+    if c.precision not in PRECISIONS:
+        fail(f"precision={c.precision!r}; use one of {PRECISIONS}.")
     if c.schedule_on_exhausted not in ON_EXHAUSTED:
         fail(f"schedule_on_exhausted={c.schedule_on_exhausted!r}; use one of {ON_EXHAUSTED}.")
+    if c.checkpoint_every_minutes is not None and c.checkpoint_every_minutes <= 0:
+        fail(f"checkpoint_every_minutes={c.checkpoint_every_minutes} must be positive (or "
+             "None).")
     if c.max_train_seconds is not None and c.max_train_seconds <= 0:
         fail(f"max_train_seconds={c.max_train_seconds} must be positive (or None).")
+    if c.peer_timeout_seconds <= 0:
+        fail(f"peer_timeout_seconds={c.peer_timeout_seconds} must be positive.")
     if c.data_classes is not None and (len(set(c.data_classes)) != len(c.data_classes)
                                        or len(c.data_classes) < 2 or min(c.data_classes) < 0):
         fail(f"data_classes={c.data_classes} must be at least 2 distinct class indices >= 0.")
@@ -279,7 +307,10 @@ PRESETS: dict[str, TrainConfig] = {
         model=AlexNetConfig(num_classes=10, bias_one_layers=("conv2", "conv4", "conv5")),
         data="fashion_mnist",
         checkpoint_every_steps=200,
-        log_every_steps=20,
+        # The demo's few minutes reach about 100-140 steps on 2 CPU cores: save by time too,
+        # and log often enough for a curve.
+        checkpoint_every_minutes=2.0,
+        log_every_steps=5,
         work_dir="runs/fashion_mnist",
     ),
     # Pre-train on some Fashion-MNIST classes, fine-tune on others from few labels

@@ -1,49 +1,6 @@
-"""Exports a trained AlexNet as a SavedModel for TF Serving: savedmodels/<name>/<version>/.
+"""`keras-alexnet export` from a clone: see keras_alexnet/commands/."""
 
-  python scripts/export.py --model runs/a/model.keras --data fashion_mnist
-  python scripts/export.py --checkpoint runs/alexnet/checkpoints --ten_crop   # data from the run
-"""
-
-from __future__ import annotations
-
-import sys
-
-from absl import app, flags, logging
-
-from keras_alexnet import export, loading
-
-_MODEL = flags.DEFINE_string("model", None, "A .keras model file (model.save).")
-_CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None, "A training checkpoint directory (work_dir/checkpoints) or prefix; "
-    "the model config comes from the run's config.json.")
-_DATA = flags.DEFINE_string(
-    "data", None, "Source spec (keras_alexnet.data.open_source) giving the class names and the "
-    "mean image; default: the training run's data (config.json beside the model).")
-_EXPORT_ROOT = flags.DEFINE_string("export_root", "savedmodels", "TF Serving model base path.")
-_NAME = flags.DEFINE_string("name", "alexnet", "Model name: the directory under export_root.")
-_VERSION = flags.DEFINE_integer("version", None, "Version number; default: the next free one.")
-_TEN_CROP = flags.DEFINE_bool(
-    "ten_crop", False, "Serve the average over ten crops (Section 4.1) instead of the center.")
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if (_MODEL.value is None) == (_CHECKPOINT.value is None):
-        raise app.UsageError("Pass exactly one of --model (.keras) or --checkpoint (directory).")
-    model_path = _MODEL.value or _CHECKPOINT.value
-    try:
-        # The class names and mean image come from the data.
-        info = loading.open_run_data(model_path, _DATA.value).info
-        model = loading.load_model(model_path)
-        path = export.export_savedmodel(
-            model, _EXPORT_ROOT.value, _NAME.value, _VERSION.value, class_names=info.class_names,
-            wnids=info.wnids, mean_image=info.mean_image, ten_crop=_TEN_CROP.value)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
-    logging.info("SavedModel written to %s", path)
-    print(path)
-
+from keras_alexnet.commands import export
 
 if __name__ == "__main__":
-    app.run(main)
+    export.run()

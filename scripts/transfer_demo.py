@@ -1,7 +1,7 @@
 """Transfer on Fashion-MNIST: pre-train on classes 0-4, fine-tune on 5-9 from few labels.
 
   python scripts/transfer_demo.py --work_dir=runs/transfer --seeds=3
-  python scripts/transfer_demo.py --work_dir=runs/transfer_60 --epochs=20 \
+  python scripts/transfer_demo.py --work_dir=runs/transfer_60 --epochs=20 \\
       --pretrained=runs/transfer/pretrain      # a shorter budget from the same pre-training
 
 Runs (each one `scripts/train.py --preset=fashion_mnist_transfer` run; the equivalent
@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
+
+from keras_alexnet import cli
 
 _WORK_DIR = flags.DEFINE_string("work_dir", "runs/transfer", "Every run's folder goes here.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Fine-tuned and scratch runs per seed 0..N-1.")
-_PRETRAIN_EPOCHS = flags.DEFINE_integer("pretrain_epochs", 3, "Epochs on classes 0-4.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Fine-tuned and scratch runs per seed 0..N-1.",
+                              lower_bound=1)
+_PRETRAIN_EPOCHS = flags.DEFINE_integer("pretrain_epochs", 3, "Epochs on classes 0-4.",
+                                        lower_bound=1)
 _EPOCHS = flags.DEFINE_integer("epochs", 50, "Epochs of the fine-tuned and scratch runs "
-                               "(3 steps each with 100 images per class).")
-_PER_CLASS = flags.DEFINE_integer("per_class", 100, "Labelled training images per new class.")
+                               "(3 steps each with 100 images per class).", lower_bound=1)
+_PER_CLASS = flags.DEFINE_integer("per_class", 100, "Labelled training images per new class.",
+                                  lower_bound=1)
 _PRETRAINED = flags.DEFINE_string(
     "pretrained", None, "A finished pre-training run to fine-tune from (e.g. another budget's "
     "WORK_DIR/pretrain); default: pre-train in WORK_DIR/pretrain.")
@@ -51,8 +55,8 @@ def runs(work_dir: str) -> dict[str, list[str]]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]}")
+    del argv  # cli.run refuses positional arguments
+    cli.load_tensorflow()  # after the flag checks
     from keras_alexnet.evaluate import evaluate
     from keras_alexnet.files import write_text_atomic
     from keras_alexnet.train import train
@@ -82,4 +86,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

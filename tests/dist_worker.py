@@ -78,7 +78,7 @@ def run(mode: str, work_dir: str | None, steps: int, global_batch: int, *,
     """
     if strategy is None:
         strategy, tower_devices = kd.make_strategy(mode, num_towers=TINY.num_towers,
-                                                   timeout_s=timeout_s)
+                                                   peer_timeout_seconds=timeout_s)
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = build_alexnet(TINY, tower_devices=tower_devices)

@@ -60,8 +60,9 @@ def test_kernel_grid_layout_and_normalisation(tmp_path):
     towers = analysis.conv1_kernels(model)
     assert [t.shape for t in towers] == [(11, 11, 3, 4)] * 2
     grid = analysis.kernel_grid(towers, columns=3, scale=2, gap=1, label_height=10)
-    # Per tower: a 10-px label band, then ceil(4/3)=2 rows of 22-px kernels + 1-px gaps.
-    assert grid.shape == (1 + 2 * (10 + 2 * 23), 1 + 3 * 23, 3)
+    # Per tower: a 10-px label band, then ceil(4/3)=2 rows of 22-px kernels + 1-px gaps; then a
+    # 10-px caption line (where the paper learned the towers).
+    assert grid.shape == (1 + 2 * (10 + 2 * 23) + 10, 1 + 3 * 23, 3)
     assert grid.shape[:2] == analysis.kernel_grid_shape([4, 4], 11, columns=3, scale=2, gap=1,
                                                         label_height=10)
     # Tower 1's second kernel: row 0, column 1 of the second block.
@@ -73,12 +74,19 @@ def test_kernel_grid_layout_and_normalisation(tmp_path):
     assert cell.min() == 0 and cell.max() == 255
     analysis.write_png(grid, tmp_path / "k.png")
     assert Image.open(tmp_path / "k.png").size == (grid.shape[1], grid.shape[0])
+    # Naming the towers' devices changes only the label bands' text.
+    placed = analysis.kernel_grid(towers, devices=["/CPU:0", "/CPU:0"], columns=3, scale=2,
+                                  gap=1, label_height=10)
+    differ = np.nonzero(np.any(placed != grid, axis=(1, 2)))[0]
+    assert len(differ) and set(differ) <= set(range(1, 11)) | set(range(57, 67))
+    with pytest.raises(ValueError, match="devices"):
+        analysis.kernel_grid(towers, devices=["/CPU:0"])
 
 
-def test_paper_size_kernel_grid_and_tensorboard_image(tmp_path):
-    towers = analysis.conv1_kernels(build_alexnet(AlexNetConfig(input_size=67)))
+def test_paper_size_kernel_grid_and_tensorboard_image(tmp_path, paper_model):
+    towers = analysis.conv1_kernels(paper_model)
     grid = analysis.kernel_grid(towers)  # 48 per tower, 16 columns: 3 rows per tower
-    assert grid.shape == (2 + 2 * (16 + 3 * 46), 2 + 16 * 46, 3)
+    assert grid.shape == (2 + 2 * (16 + 3 * 46) + 16, 2 + 16 * 46, 3)
     analysis.write_image_summaries(tmp_path, {"figure3": grid})
     events = list(tmp_path.glob("events.out.tfevents.*"))
     assert len(events) == 1
@@ -101,17 +109,23 @@ def test_prediction_sheet_marks_true_label(tmp_path):
     labels = np.argsort(-probs, axis=1)[:, 2]  # the third most probable class: a red bar
     sheet = analysis.prediction_sheet(images, probs, labels, [f"c{i}" for i in range(7)],
                                       columns=2, thumb=64, cell_width=120, bar_height=12)
-    # ceil(5/2)=3 rows of (64 + 12 * (5 + 1) + 8) px, 2 columns of 120 px.
-    assert sheet.shape == (3 * 144, 240, 3)
+    # ceil(5/2)=3 rows of (64 + 12 * (5 + 1) + 8) px and a 16-px legend, 2 columns of 120 px.
+    assert sheet.shape == (3 * 144 + 16, 240, 3)
     red = np.all(sheet == analysis.TRUE_BAR, axis=-1)
     blue = np.all(sheet == analysis.OTHER_BAR, axis=-1)
     for i in range(5):  # every cell has one red and four blue outlined bars
         r, c = divmod(i, 2)
         cell = (slice(r * 144, (r + 1) * 144), slice(c * 120, (c + 1) * 120))
         assert red[cell].any() and blue[cell].any()
-    assert not red[2 * 144:, 120:].any()  # the empty sixth cell
+    assert not red[2 * 144:3 * 144, 120:].any()  # the empty sixth cell
+    # The legend line: a red swatch, then a blue one, each with its meaning written after it.
+    legend_red, legend_blue = red[3 * 144:], blue[3 * 144:]
+    assert legend_red.any() and legend_blue.any()
+    assert np.nonzero(legend_red)[1].max() < np.nonzero(legend_blue)[1].min()
+    ink = _text(sheet[3 * 144:])
+    assert ink[:, np.nonzero(legend_red)[1].max() + 1:np.nonzero(legend_blue)[1].min()].any()
     path = analysis.write_png(sheet, tmp_path / "sheet.png")
-    assert Image.open(path).size == (240, 432)
+    assert Image.open(path).size == (240, 448)
     with pytest.raises(ValueError, match="class names"):
         analysis.prediction_sheet(images, probs, labels, ["a", "b"])
 
@@ -121,6 +135,37 @@ def test_neighbour_grid_size():
     grid = analysis.image_grid([[img] * 4, [img] * 4], thumb=20, gap=2, separator=6)
     assert grid.shape == (2 + 2 * 22, 2 + 4 * 22 + 6, 3)
     assert grid.shape[:2] == analysis.image_grid_shape(2, 4, thumb=20, gap=2, separator=6)
+    assert not _text(grid).any()  # no labels asked for, none drawn
+
+
+def _text(image: np.ndarray) -> np.ndarray:
+    """Pixels of (antialiased) black text: dark, and no bar colour (their brightest channel
+    is above 128)."""
+    return np.asarray(image).max(axis=-1) < 128
+
+
+def test_neighbour_grid_labels():
+    """Titles above the columns and a caption under each image, in bands of their own."""
+    img = np.full((50, 50, 3), 200, np.uint8)
+    grid = analysis.image_grid([[img] * 3, [img] * 3], thumb=40, gap=2, separator=6,
+                               column_titles=["query", "neighbour 1", "2"],
+                               captions=[["cat", "dog", "cat"], ["dog", "dog", "cat"]],
+                               text_height=12)
+    # A title band (12 + 2), then 2 rows of (40-px image + 12-px caption + 2).
+    assert grid.shape == (2 + 14 + 2 * 54, 2 + 3 * 42 + 6, 3)
+    assert grid.shape[:2] == analysis.image_grid_shape(2, 3, thumb=40, gap=2, separator=6,
+                                                       text_height=12)
+    ink = _text(grid)
+    bands = {"title": (2, 14), "caption 0": (2 + 14 + 40, 2 + 14 + 52),
+             "caption 1": (2 + 14 + 54 + 40, 2 + 14 + 54 + 52)}
+    for name, (a, b) in bands.items():
+        for c in range(3):  # every column has text in every band
+            x = 2 + c * 42 + (6 if c else 0)
+            assert ink[a:b, x:x + 40].any(), (name, c)
+    images = np.all(grid == 200, axis=-1)
+    assert not (ink & images).any()  # text never covers an image
+    with pytest.raises(ValueError, match="captions"):
+        analysis.image_grid([[img] * 3], captions=[["a", "b"]])
 
 
 def test_extract_features_feed_fc8_and_gather_images():
@@ -170,6 +215,7 @@ def test_projector_files_are_readable(tmp_path):
     np.testing.assert_array_equal(np.asarray(sprite)[16:32, 16:32], first)
 
 
+@pytest.mark.slow
 def test_visualize_script_end_to_end(tmp_path):
     make_imagenet(tmp_path / "imagenet", flat_val=False)  # 3 classes, 7 val images
     model_path = tmp_path / "tiny.keras"
@@ -186,7 +232,7 @@ def test_visualize_script_end_to_end(tmp_path):
     assert sizes == {
         "figure3_conv1_kernels": analysis.kernel_grid_shape([4, 4], 11),
         "figure4_predictions": analysis.prediction_sheet_shape(7, k=3),  # 3 classes
-        "figure4_neighbours": analysis.image_grid_shape(2, 1 + 3),
+        "figure4_neighbours": analysis.image_grid_shape(2, 1 + 3, thumb=96, text_height=14),
     }
     assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1
     config = text_format.Parse((out / "projector" / "projector_config.pbtxt").read_text(),

@@ -216,7 +216,7 @@ def test_script_bad_file_and_bad_flags(tmp_path, small_weights):
     assert not (tmp_path / "run" / "model.keras").exists()
     proc = _run_script(f"--caffemodel={bad}")
     assert proc.returncode == 2 and proc.stderr.strip() == \
-        "error: pass --caffemodel=FILE.caffemodel and --out=DIR."
+        "error: Pass --caffemodel=FILE.caffemodel and --out=DIR."
 
 
 # Runs in a fresh interpreter: plain TensorFlow serving the exported JPEG classifier.

@@ -62,6 +62,7 @@ def test_plot_curves_writes_a_png(tmp_path):
         curves.plot_curves({}, tmp_path / "b.png", steps_per_epoch=0)
 
 
+@pytest.mark.slow
 def test_plot_curves_script(tmp_path):
     _write_run(tmp_path / "logs")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}

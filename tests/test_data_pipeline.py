@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -133,7 +134,7 @@ def test_bad_arguments():
         src.train_dataset(2, 13)
     with pytest.raises(ValueError, match="shard_index=2"):
         src.eval_dataset(2, S, num_shards=2, shard_index=2)
-    with pytest.raises(ValueError, match="unknown data spec"):
+    with pytest.raises(ValueError, match="Unknown data spec"):
         open_source("/no/such/thing")
 
 
@@ -194,6 +195,10 @@ def test_folder_source_reads_imagenet_tree_directly(tmp_path):
     assert src.info.mean_image.shape == (64, 64, 3)
     _, y = _all(src.train_dataset(5, 48, seed=0, drop_remainder=False))
     assert Counter(y.tolist()) == Counter({i: 7 for i in range(3)})  # broken files skipped
+    # The counts are what an epoch yields (24 train files, 3 of them broken), so
+    # steps_per_epoch is right.
+    assert src.info.num_train == len(y) == sum(expected["train"].values()) == 21
+    assert src.info.num_eval == sum(expected["val"].values()) == 7
     # With broken files dropped, skip_batches still gives exactly .skip()'s batches.
     skipped = [y.numpy() for _, y in src.train_dataset(5, 48, seed=0).skip(2)]
     resumed = [y.numpy() for _, y in src.train_dataset(5, 48, seed=0, skip_batches=2)]
@@ -202,6 +207,62 @@ def test_folder_source_reads_imagenet_tree_directly(tmp_path):
         np.testing.assert_array_equal(a, b)
     x, y = _all(src.eval_dataset(4, 48, ten_crop=True))
     assert x.shape == (7, 10, 48, 48, 3) and len(y) == 7
+
+
+def test_image_check_and_keep_images(tmp_path):
+    """First and last bytes sort most files; a decode settles JPEGs without their end marker."""
+    import io
+
+    from PIL import Image
+
+    from keras_alexnet.data.imagenet import Example, Layout, image_check, keep_images
+    from keras_alexnet.data.sources import decode_any
+
+    picture = np.random.default_rng(0).integers(0, 255, (40, 50, 3), np.uint8)
+
+    def encoded(fmt: str) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(picture).save(buf, fmt)
+        return buf.getvalue()
+
+    jpeg, png = encoded("JPEG"), encoded("PNG")
+    files = {  # name: (bytes, image_check's answer, whether TF decodes it)
+        "whole.jpg": (jpeg, True, True),
+        "whole.png": (png, True, True),
+        "whole.gif": (encoded("GIF"), True, True),
+        "whole.bmp": (encoded("BMP"), True, True),
+        "trailing.jpg": (jpeg + bytes(8192), None, True),  # data after the end marker
+        "cut.jpg": (jpeg[:len(jpeg) // 2], None, False),
+        "cut.png": (png[:len(png) // 2], None, False),
+        "empty.jpg": (b"", False, False),
+        "notes.jpg": (b"not an image\n", False, False),
+        "picture.tiff": (encoded("TIFF"), False, False),  # PIL reads it, TF does not
+    }
+    for name, (data, _, _) in files.items():
+        (tmp_path / name).write_bytes(data)
+    for name, (_, check, decodes) in files.items():
+        assert image_check(tmp_path / name) is check, name
+        try:
+            decode_any(tf.io.read_file(str(tmp_path / name)), 32)
+            assert decodes, name
+        except tf.errors.OpError:
+            assert not decodes, name
+    examples = tuple(Example(str(tmp_path / n), 0, "n0") for n in files)
+    layout = Layout(str(tmp_path), ("n0",), ("n0",), examples[:6], examples[6:])
+    decoded = []
+
+    def decodes(path: str) -> bool:
+        decoded.append(path)
+        return files[path.rsplit("/", 1)[1]][2]
+
+    kept, dropped = keep_images(layout, decodes)
+    assert [e.path for e in kept.train + kept.val] == [
+        e.path for e in examples if files[e.path.rsplit("/", 1)[1]][2]]
+    assert sorted(dropped) == sorted(e.path for e in examples
+                                     if not files[e.path.rsplit("/", 1)[1]][2])
+    assert sorted(decoded) == sorted(str(tmp_path / n) for n, f in files.items() if f[1] is None)
+    with pytest.raises(ValueError, match="holds no readable image"):
+        keep_images(dataclasses.replace(layout, train=examples[5:7]), decodes)
 
 
 def test_benchmark_pipeline_runs(prepared):

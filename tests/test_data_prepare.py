@@ -174,6 +174,7 @@ def test_output_holding_another_dataset_is_refused(prepared):
     assert sorted(p.name for p in (root_a / "out").iterdir()) == before
 
 
+@pytest.mark.slow
 def test_script_exit_status(prepared, tmp_path):
     root, _, _ = prepared[False]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
@@ -189,7 +190,7 @@ def test_script_exit_status(prepared, tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")] == [
-        f"error: input folder {tmp_path / 'nope'} does not exist"]
+        f"error: Input folder {tmp_path / 'nope'} does not exist."]
 
 
 def test_flat_val_ids_mapped_through_devkit_meta_mat(tmp_path):

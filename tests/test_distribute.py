@@ -24,7 +24,7 @@ from keras_alexnet.model import build_alexnet
 from keras_alexnet.optim import PaperSGD
 from keras_alexnet.run_files import read_train_log
 from keras_alexnet.train import train
-from keras_alexnet.train_config import TrainConfig
+from keras_alexnet.train_config import TrainConfig, apply_overrides, preset
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = str(Path(__file__).with_name("dist_worker.py"))
@@ -32,6 +32,10 @@ TOWERS = ("/CPU:0", "/CPU:1")
 STEPS, BATCH = 4, 8
 # Seconds a worker process may take at most; far above a normal run (~20 s on 2 cores).
 PROCESS_TIMEOUT = 150
+# The workers' peer timeout (TrainConfig.peer_timeout_seconds, 120 s by default): long enough
+# for a loaded 2-core machine to start both workers and trace their first step, short enough
+# that a test of a dead or missing peer ends within seconds.
+PEER_TIMEOUT_S = 15
 
 
 def assert_same_run(got: dict, want: dict, steps: int | None = None) -> None:
@@ -249,7 +253,28 @@ def test_chief_with_unreachable_peer_raises_within_the_timeout(monkeypatch):
     ports = free_ports(2)  # nobody listens on ports[1]
     monkeypatch.setenv("TF_CONFIG", tf_config(ports, 0))
     with pytest.raises(TimeoutError, match=f"worker 1 at 127.0.0.1:{ports[1]} not reachable"):
-        kd.make_strategy("multi_worker", num_towers=2, timeout_s=1.0)
+        kd.make_strategy("multi_worker", num_towers=2, peer_timeout_seconds=1.0)
+
+
+def test_train_passes_peer_timeout_seconds_to_the_strategy(monkeypatch, tmp_path):
+    """--set peer_timeout_seconds=... reaches the multi_worker strategy through train()."""
+    ports = free_ports(2)  # nobody listens on ports[1]
+    monkeypatch.setenv("TF_CONFIG", tf_config(ports, 0))
+    config = apply_overrides(preset("tiny"), ["peer_timeout_seconds=1.5",
+                                              f"work_dir={tmp_path}"])
+    assert config.peer_timeout_seconds == 1.5
+    # The error names the timeout it waited for: 1.5 s, not the 120 s default.
+    with pytest.raises(TimeoutError, match=r"not reachable after 1\.5s;"):
+        train(config, mode="multi_worker")
+
+
+@pytest.mark.parametrize("seconds", [0.0, -1.0])
+def test_peer_timeout_must_be_positive(monkeypatch, seconds):
+    with pytest.raises(ValueError, match=f"peer_timeout_seconds={seconds} must be positive"):
+        TrainConfig(peer_timeout_seconds=seconds)
+    monkeypatch.setenv("TF_CONFIG", tf_config(free_ports(2), 0))
+    with pytest.raises(ValueError, match=f"peer_timeout_seconds={seconds} must be positive"):
+        kd.make_strategy("multi_worker", num_towers=2, peer_timeout_seconds=seconds)
 
 
 def test_split_cpu_keeps_a_matching_split_and_refuses_another():
@@ -300,7 +325,8 @@ def start_worker(ports, index, tmp_path, *args, tag=""):
            "TMPDIR": str(tmp_path / "tmp")}
     log = open(tmp_path / f"worker{index}{tag}.log", "w")  # noqa: SIM115 - closed by caller
     proc = subprocess.Popen(
-        [sys.executable, WORKER, f"--work_dir={tmp_path / 'work'}", "--timeout_s=30",
+        [sys.executable, WORKER, f"--work_dir={tmp_path / 'work'}",
+         f"--timeout_s={PEER_TIMEOUT_S}",
          f"--out={tmp_path / f'worker{index}.npz'}", *args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.log_file = log
@@ -319,6 +345,7 @@ def finish(proc, timeout=PROCESS_TIMEOUT) -> tuple[int, str]:
     return rc, text
 
 
+@pytest.mark.slow
 def test_two_workers_train_like_one_process_with_the_global_batch(tmp_path):
     (tmp_path / "tmp").mkdir()
     ports = free_ports(2)
@@ -337,6 +364,7 @@ def test_two_workers_train_like_one_process_with_the_global_batch(tmp_path):
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_killed_worker_stops_the_other_and_both_resume_from_the_last_checkpoint(tmp_path):
     (tmp_path / "tmp").mkdir()
     ports = free_ports(2)
@@ -373,6 +401,7 @@ def test_killed_worker_stops_the_other_and_both_resume_from_the_last_checkpoint(
     assert_same_run(got, reference(steps), steps - saved)
 
 
+@pytest.mark.slow
 def test_worker_that_cannot_reach_the_chief_exits_with_a_clear_error(tmp_path):
     (tmp_path / "tmp").mkdir()
     ports = free_ports(2)  # worker 0 (the chief) never starts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from keras_alexnet.evaluate import (
 )
 from keras_alexnet.loading import load_model, open_run_data
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.progress import phase
 from keras_alexnet.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,6 +241,38 @@ def test_single_model_center_crop_ensemble_of_one():
     np.testing.assert_allclose(raw, model(images).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_progress_bar_counts_batches_and_changes_nothing(capsys):
+    model = _logits_model(3, 4, seed=6)
+    images, labels = _images((10, 4, 4, 3), 7), np.arange(10) % 3
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)  # 3 batches
+    quiet = evaluate(model, dataset, ten_crop=False)
+    assert capsys.readouterr().out == ""  # the library is quiet by default
+    shown = evaluate(model, dataset, ten_crop=False, progress=True)
+    assert "3/3" in capsys.readouterr().out  # the dataset's cardinality
+    assert (shown.top1_error, shown.num_examples) == (quiet.top1_error, quiet.num_examples)
+    # A stream of unknown length: a count, ended with a line of its own when it runs out.
+    stream = (batch for batch in dataset)
+    evaluate(model, stream, ten_crop=False, progress=True)
+    out = capsys.readouterr().out
+    assert "3/Unknown" in out and out.endswith("\n")
+    # Fewer batches than expected: the bar stops where the data did.
+    evaluate(model, dataset, ten_crop=False, progress=True, num_batches=5)
+    out = capsys.readouterr().out
+    assert "3/5" in out and out.endswith("\n")
+
+
+def test_phase_lines(capsys):
+    with phase("Writing the SavedModel"):
+        pass
+    assert re.fullmatch(r"Writing the SavedModel\.\.\. done in \d+ s\n", capsys.readouterr().out)
+    with pytest.raises(OSError), phase("Writing the SavedModel"):
+        raise OSError("disk full")
+    assert capsys.readouterr().out == "Writing the SavedModel... failed\n"
+    with phase("Writing the SavedModel", enabled=False):
+        pass
+    assert capsys.readouterr().out == ""
+
+
 def test_evaluate_rejects_bad_input():
     model = _logits_model(3, 4, seed=0)
     center = [(_images((2, 4, 4, 3), 0), np.array([0, 1]))]
@@ -288,6 +322,7 @@ def _write_idx(path, array, magic):
         f.write(header + array.astype(np.uint8).tobytes())
 
 
+@pytest.mark.slow
 def test_evaluate_script_end_to_end(tmp_path):
     """scripts/evaluate.py on a 2-model ensemble over a tiny Fashion-MNIST-format dataset."""
     from keras_alexnet.data import open_source
@@ -310,6 +345,7 @@ def test_evaluate_script_end_to_end(tmp_path):
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("4/4") >= 2  # a bar per crop mode: 15 test images, batches of 4
     # The same evaluation in this process gives the same lines.
     source = open_source(f"fashion_mnist:{data_dir}")
     models = [load_model(p) for p in paths]
@@ -354,6 +390,7 @@ def test_open_run_data_resizes_as_the_run_trained(tmp_path):
         open_run_data(tmp_path / "elsewhere.keras")
 
 
+@pytest.mark.slow
 def test_evaluate_script_errors_are_one_line(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))

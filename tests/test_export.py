@@ -176,6 +176,7 @@ def served(tmp_path_factory):
                 setups=setups, root=root)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["center", "ten"])
 def test_serving_matches_keras_model_on_bytes(served, key):
     config, ten = served["setups"][key]
@@ -195,6 +196,7 @@ def test_serving_matches_keras_model_on_bytes(served, key):
     assert len({tuple(c) for c in got["classes"]}) > 2
 
 
+@pytest.mark.slow
 def test_corrupt_bytes_fail_clearly_and_serving_continues(served):
     for key in ("center", "ten"):
         got = served["result"][key]
@@ -207,6 +209,7 @@ def test_corrupt_bytes_fail_clearly_and_serving_continues(served):
         np.testing.assert_allclose(got["again"], got["probabilities"], atol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["center", "ten"])
 def test_float_signatures_and_assets(served, key):
     config, _ = served["setups"][key]
@@ -270,6 +273,7 @@ def test_model_from_checkpoint_and_keras_file(tmp_path):
         load_keras_model(tmp_path / "m.h5")
 
 
+@pytest.mark.slow
 def test_export_script_from_checkpoint(tmp_path):
     """scripts/export.py on a training run's work dir: config and data come from config.json."""
     make_imagenet(tmp_path / "imagenet", flat_val=False)

@@ -286,6 +286,7 @@ _BACKEND_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_same_maths_on_other_backends(backend, tmp_path):
     weights, grads = _problem(seed=7)

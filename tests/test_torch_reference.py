@@ -1,7 +1,7 @@
 """The PyTorch benchmark peer is the same network: Keras weights copied in give the same logits."""
 
-import importlib.util
-from pathlib import Path
+import dataclasses
+import json
 
 import keras
 import numpy as np
@@ -9,15 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from benchmarks import torch_reference  # noqa: E402
+from benchmarks.run import PRESETS, TINY_CONFIG, cell_spec  # noqa: E402
 from keras_alexnet import AlexNetConfig, build_alexnet  # noqa: E402
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "torch_reference.py"
-_spec = importlib.util.spec_from_file_location("torch_reference", _SCRIPT)
-torch_reference = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(torch_reference)
-
-TINY = AlexNetConfig(input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32),
-                     num_classes=5, classifier_activation=None)
+TINY = TINY_CONFIG.replace(classifier_activation=None)  # input 67: no conv1 padding
 
 
 def _pair(config: AlexNetConfig, grouped: bool = True, seed: int = 0):
@@ -92,20 +88,50 @@ def test_lrn_alpha_convention_matters():
     assert np.abs(wrong - want).max() > 1e-2 * np.abs(want).max()
 
 
-def test_full_paper_network_logits_match():
-    want, got = _logits(AlexNetConfig(classifier_activation=None), grouped=True)
+def test_full_paper_network_logits_and_parameter_count_match():
+    config = AlexNetConfig(classifier_activation=None)
+    keras_model, net = _pair(config)
+    x, xt = _images(config)
+    with torch.no_grad():
+        got = net(xt).numpy()
+    want = keras_model(x, training=False).numpy()
     assert want.shape == (2, 1000)
     _assert_close(want, got)
+    # The paper's network: 60,965,224 trainable parameters ("60 million", Section 4), as Keras.
+    assert sum(p.numel() for p in net.parameters()) == keras_model.count_params() == 60_965_224
 
 
-def test_full_paper_network_softmax_and_parameter_count():
-    config = AlexNetConfig()
-    net = torch_reference.TorchAlexNet(config)
-    # DESIGN.md: 60,965,224 trainable parameters, the same as the Keras model.
-    assert sum(p.numel() for p in net.parameters()) == 60_965_224
+def test_softmax_output_sums_to_one():
+    net = torch_reference.TorchAlexNet(TINY.replace(classifier_activation="softmax")).eval()
     with torch.no_grad():
-        probs = net.eval()(torch.zeros(1, 3, 224, 224)).numpy()
-    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-5)
+        probs = net(torch.randn(3, 3, 67, 67) * 60).numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert (probs >= 0).all()
+
+
+@pytest.mark.parametrize("mode", ["train", "infer"])
+def test_worker_builds_the_spec_network(mode):
+    # The worker reads the network from the JSON spec, without keras_alexnet: the same layers,
+    # the same overhang padding (input 64, like 224) and logits for training.
+    config = TINY.replace(input_size=64, classifier_activation="softmax")
+    settings = dataclasses.replace(PRESETS["tiny"], config=config)
+    spec = json.loads(json.dumps(cell_spec(settings, "torch", mode, 2, "grouped")))
+    got = torch_reference.network_config(spec)
+    assert got.conv1_padding == config.conv1_padding > 0
+    assert got.classifier_activation == (None if mode == "train" else "softmax")
+    net = torch_reference.TorchAlexNet(got)
+    assert sum(p.numel() for p in net.parameters()) == build_alexnet(config).count_params()
+
+
+@pytest.mark.parametrize("mode, variant", [("train", "split+cl"), ("infer", "grouped")])
+def test_worker_measures_a_cell(mode, variant):
+    # In this process (the end-to-end benchmark test starts the worker as its own process).
+    spec = json.loads(json.dumps(cell_spec(PRESETS["tiny"], "torch", mode, 2, variant)))
+    spec["threads"] = 0  # keep this process's thread pools (they are set once per process)
+    result = torch_reference.measure(spec)
+    assert result["variant"] == variant and result["version"] == torch.__version__
+    assert len(result["step_seconds"]) == spec["steps"]
+    assert result["images_per_s"] > 0 and result["peak_rss_mib"] > 0
 
 
 def test_mismatched_config_is_a_clear_error():

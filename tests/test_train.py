@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from keras_alexnet.data.pipeline import DatasetInfo, Source
 from keras_alexnet.evaluate import evaluate
 from keras_alexnet.loading import load_model
 from keras_alexnet.run_files import read_train_log
-from keras_alexnet.train import NonFiniteLossError, train
+from keras_alexnet.train import NonFiniteLossError, TrainingInterrupted, train
 from keras_alexnet.train_config import TrainConfig, apply_overrides, preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,20 +149,31 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(stripes, tmp_path)
 
 
 def test_time_budget_stops_after_a_step(stripes, tmp_path, capsys):
-    result = train(stripes_config(tmp_path, max_train_seconds=1e-9), source=stripes)
+    capsys.readouterr()
+    result = train(stripes_config(tmp_path, max_train_seconds=1e-9, progress_bar=True),
+                   source=stripes)
     assert (result.stop_reason, result.step, result.epoch) == ("time_budget", 1, 0)
+    # The budget, not the 16-step epoch, ends this run: the bar says so and promises no ETA.
+    out = capsys.readouterr().out
+    assert "Epoch 1/2: time budget" in out and "1/Unknown" in out and "/16" not in out
     # The checkpoint holds the mid-epoch position, so a rerun continues from step 1.
     # A line cut short by the kill is dropped on resume, not a crash.
     with (tmp_path / "train_log.jsonl").open("a") as log:
         log.write('{"step": 2, "epo')
-    capsys.readouterr()
-    again = train(stripes_config(tmp_path, max_train_seconds=1e-9, progress_bar=True),
-                  source=stripes)
-    assert (again.step, again.epoch) == (2, 0)
+
+    def interrupt(step, loss):  # Ctrl-C during step 2: saved after it, then stopped
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted, match=r"^SIGINT at step 2: saved .*ckpt-\d+\. Rerun"):
+        train(stripes_config(tmp_path, progress_bar=True), source=stripes,
+              on_step_end=interrupt)
     # The bar counts the 15 batches left, so its ETA and mean loss cover only this run's steps.
     out = capsys.readouterr().out
     assert "Epoch 1/2 (resumed after batch 1)" in out and "1/15" in out and "2/16" not in out
     assert [e["step"] for e in read_train_log(tmp_path)] == [1, 2]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    again = train(stripes_config(tmp_path, max_train_seconds=1e-9), source=stripes)
+    assert (again.step, again.epoch) == (3, 0)  # the interrupted run's step 2 was saved
 
 
 def test_data_without_validation_images_is_an_early_error(tmp_path):
@@ -181,6 +194,7 @@ def test_ten_crop_validation_matches_evaluate(stripes, tmp_path):
     assert result.history[-1]["val_top5_error"] == pytest.approx(expected.top5_error)
 
 
+@pytest.mark.slow
 def test_mirrored_and_tower_placement_match_one_device(stripes, tmp_path):
     # Without dropout, two replicas each taking half the batch must give the same losses and
     # weights as one device: the per-example loss is divided by the *global* batch size.
@@ -235,6 +249,7 @@ train(apply_overrides(preset("tiny"), sys.argv[2:]), on_step_end=on_step_end)
 """
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
     # 3 epochs of 4 steps; checkpoints at steps 3, 4 (epoch end), 6, 8 (epoch end), 9, ...
     # The schedule cuts the learning rate after epochs 2 and 3 (threshold 1: no progress
@@ -261,7 +276,7 @@ def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
     resumed = start(0, broken)
     out, errs = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, errs[-3000:]
-    assert "step 9, epoch 3, batch 1" in errs
+    assert "step 9, in epoch 3 after batch 1" in errs
 
     expected, got = read_train_log(whole), read_train_log(broken)
     assert [e["step"] for e in got] == list(range(1, 13))
@@ -279,6 +294,45 @@ def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
         if key != "_CHECKPOINTABLE_OBJECT_GRAPH" and "save_counter" not in key:
             np.testing.assert_array_equal(final[0].get_tensor(key), final[1].get_tensor(key),
                                           err_msg=key)
+
+
+@pytest.mark.slow
+def test_sigint_saves_after_the_step_and_the_rerun_continues_exactly(tmp_path):
+    """Ctrl-C: one line saying how to resume, a checkpoint at that step, an exact rerun."""
+    sets = ["epochs=1", "steps_per_epoch=300", "eval_steps=2", "checkpoint_every_steps=1000"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+
+    def start(work_dir, out=subprocess.PIPE):
+        return subprocess.Popen(
+            [sys.executable, "scripts/train.py", "--preset=tiny", f"--work_dir={work_dir}",
+             *[f"--set={s}" for s in sets]],
+            cwd=ROOT, env=ENV, stdout=out, stderr=out, text=True)
+
+    reference, proc = start(whole, subprocess.DEVNULL), start(broken)
+    deadline = time.monotonic() + 240
+    while not read_train_log(broken) or read_train_log(broken)[-1]["step"] < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, errs = proc.communicate(timeout=240)
+    assert proc.returncode == 130, errs[-3000:]
+    assert "Traceback" not in errs
+    last = errs.strip().splitlines()[-1]
+    match = re.fullmatch(r"error: SIGINT at step (\d+): saved (\S+)\. Rerun the same command "
+                         r"to resume\.", last)
+    assert match, errs[-3000:]
+    stopped, saved = int(match[1]), match[2]
+    assert stopped < 300 and saved == tf.train.latest_checkpoint(str(broken / "checkpoints"))
+    assert tf.train.load_checkpoint(saved).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == stopped
+    assert read_train_log(broken)[-1]["step"] == stopped
+    assert not (broken / "model.keras").exists()  # the run is not over
+
+    rerun = start(broken)
+    _, errs = rerun.communicate(timeout=240)
+    assert rerun.returncode == 0, errs[-3000:]
+    assert f"step {stopped}, in epoch 1 after batch {stopped}" in errs
+    assert reference.wait(timeout=240) == 0
+    assert read_train_log(broken) == read_train_log(whole)  # bit-identical losses
 
 
 def test_demo_script_end_to_end(tmp_path):
@@ -333,6 +387,7 @@ def test_bad_overrides_are_one_line_errors(override, message):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_script_help_and_bad_override():
     help_run = subprocess.run([sys.executable, "scripts/train.py", "--help"], cwd=ROOT, env=ENV,
                               capture_output=True, text=True, timeout=120)

@@ -47,7 +47,7 @@ def open_source(spec: str, *, image_size: int | None = None, holdout: int = 0,
     if Path(spec).is_dir() and (Path(spec) / "manifest.json").is_file():
         if image_size is not None:
             raise ValueError(f"image_size={image_size}: prepared data in {spec} has a fixed "
-                             "stored size; omit image_size")
+                             "stored size; omit image_size.")
         return TFRecordSource(spec, **kwargs)
-    raise ValueError(f"unknown data spec {spec!r}: use 'fashion_mnist[:dir]', a folder made by "
-                     "scripts/prepare_imagenet.py, 'folder:/imagenet_root' or 'tfds:imagenet2012'")
+    raise ValueError(f"Unknown data spec {spec!r}: use 'fashion_mnist[:dir]', a folder made by "
+                     "scripts/prepare_imagenet.py, 'folder:/imagenet_root' or 'tfds:imagenet2012'.")

@@ -43,8 +43,8 @@ def random_crop_offsets(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Uniform top-left corner of a size-crop: all (image_size - size + 1)^2 are possible."""
     if size > image_size:
-        raise ValueError(f"crop size {size} exceeds the stored image size {image_size}; "
-                         "use an input size <= image_size")
+        raise ValueError(f"Crop size {size} exceeds the stored image size {image_size}; "
+                         "use an input size <= image_size.")
     offsets = tf.random.stateless_uniform(
         [2], seed=seed, minval=0, maxval=image_size - size + 1, dtype=tf.int32
     )
@@ -95,7 +95,7 @@ def ten_crop(image: tf.Tensor, size: int) -> tf.Tensor:
     """
     h, w = image.shape[0], image.shape[1]
     if size > h or size > w:
-        raise ValueError(f"crop size {size} exceeds the image size {h}x{w}")
+        raise ValueError(f"Crop size {size} exceeds the image size {h}x{w}.")
     corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size),
                ((h - size) // 2, (w - size) // 2)]
     views = tf.stack([image[y:y + size, x:x + size] for y, x in corners])

@@ -36,7 +36,7 @@ def find_fashion_mnist(directory: str | None = None) -> Path:
             return d
     raise ValueError(f"Fashion-MNIST .gz files not found in {', '.join(candidates)}; install "
                      "them with `apt-get install dataset-fashion-mnist` or download them from "
-                     "https://github.com/zalandoresearch/fashion-mnist into one of these folders")
+                     "https://github.com/zalandoresearch/fashion-mnist into one of these folders.")
 
 
 def read_idx(path: str | Path, magic: int) -> np.ndarray:
@@ -45,12 +45,14 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
         data = f.read()
     header = np.frombuffer(data, ">i4", count=1)[0]
     if header != magic:
-        raise ValueError(f"{path}: IDX magic number {header}, expected {magic}")
+        raise ValueError(f"{path} is not a Fashion-MNIST IDX file: magic number {header}, "
+                         f"expected {magic}.")
     ndim = magic & 0xFF
     dims = tuple(int(d) for d in np.frombuffer(data, ">i4", count=ndim, offset=4))
     body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: {body.size} bytes of data for shape {dims}")
+        raise ValueError(f"{path} is truncated or corrupt: {body.size} bytes of data for "
+                         f"shape {dims}.")
     return body.reshape(dims)
 
 
@@ -61,7 +63,7 @@ def load_fashion_mnist(directory: str | None = None) -> dict[str, tuple[np.ndarr
     for split, (images, labels) in FILES.items():
         x, y = read_idx(d / images, _MAGIC_IMAGES), read_idx(d / labels, _MAGIC_LABELS)
         if len(x) != len(y):
-            raise ValueError(f"{d}: {len(x)} {split} images but {len(y)} labels")
+            raise ValueError(f"{d} has {len(x)} {split} images but {len(y)} labels.")
         out[split] = (x, y)
     return out
 
@@ -98,7 +100,7 @@ def split_holdout(labels: np.ndarray, holdout: int) -> tuple[np.ndarray, np.ndar
     classes = np.unique(labels)
     if not 0 < holdout <= len(labels) - len(classes):
         raise ValueError(f"holdout={holdout}: hold out between 1 and "
-                         f"{len(labels) - len(classes)} of the {len(labels)} training images")
+                         f"{len(labels) - len(classes)} of the {len(labels)} training images.")
     rng = np.random.default_rng(0)
     held = []
     for i, c in enumerate(classes):
@@ -106,7 +108,7 @@ def split_holdout(labels: np.ndarray, holdout: int) -> tuple[np.ndarray, np.ndar
         n = holdout // len(classes) + (i < holdout % len(classes))
         if n >= len(members):
             raise ValueError(f"holdout={holdout} takes all {len(members)} images of class {c}; "
-                             "hold out fewer")
+                             "hold out fewer.")
         held.append(rng.choice(members, n, replace=False))
     held = np.sort(np.concatenate(held))
     return np.setdiff1d(np.arange(len(labels)), held), held
@@ -127,7 +129,7 @@ class FashionMnistSource(Source):
     def __init__(self, directory: str | None = None, *, image_size: int = PAPER.image_size,
                  holdout: int = 0):
         if image_size < 1:
-            raise ValueError(f"image_size={image_size} must be >= 1")
+            raise ValueError(f"image_size={image_size} must be >= 1.")
         self.data = load_fashion_mnist(directory)
         self.size = image_size
         mean, var = resized_stats(self.data["train"][0], image_size)

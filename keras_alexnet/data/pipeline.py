@@ -44,7 +44,7 @@ class DatasetInfo:
 
 def _check_sharding(num_shards: int, shard_index: int) -> None:
     if num_shards < 1 or not 0 <= shard_index < num_shards:
-        raise ValueError(f"shard_index={shard_index} must be in [0, num_shards={num_shards})")
+        raise ValueError(f"shard_index={shard_index} must be in [0, num_shards={num_shards}).")
 
 
 def epoch_rng(seed: int | None, epoch: int) -> np.random.Generator:
@@ -76,7 +76,7 @@ class Source:
     def _check_size(self, input_size: int) -> None:
         if not 1 <= input_size <= self.info.image_size:
             raise ValueError(f"input_size={input_size} must be in 1..{self.info.image_size} "
-                             "(the stored image size); crops are taken from stored images")
+                             "(the stored image size); crops are taken from stored images.")
 
     def train_dataset(self, batch_size: int, input_size: int, *, seed: int | None = None,
                       epoch: int = 0, augment: bool = True, num_shards: int = 1,
@@ -92,7 +92,7 @@ class Source:
         self._check_size(input_size)
         _check_sharding(num_shards, shard_index)
         if skip_batches < 0:
-            raise ValueError(f"skip_batches={skip_batches} must be >= 0")
+            raise ValueError(f"skip_batches={skip_batches} must be >= 0.")
         deterministic = seed is not None
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31))

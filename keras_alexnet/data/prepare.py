@@ -40,6 +40,10 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "val")
 
 
+class NoTrainingImagesError(ValueError):
+    """Every training image is broken: nothing to prepare (broken.tsv says why per file)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PrepareResult:
     output_dir: str
@@ -53,9 +57,9 @@ class PrepareResult:
         return len(self.broken) / max(1, self.num_files)
 
     def summary(self) -> str:
-        return (f"prepared {self.num_examples['train']} train and {self.num_examples['val']} val "
+        return (f"Prepared {self.num_examples['train']} train and {self.num_examples['val']} val "
                 f"images in {self.output_dir}; {len(self.broken)} broken files "
-                f"({100 * self.broken_fraction:.3f}%, see broken.tsv)")
+                f"({100 * self.broken_fraction:.3f}%, see broken.tsv).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,15 +154,15 @@ def _check_output(out: Path, identity: dict) -> None:
     if not out.exists():
         return
     if not out.is_dir():
-        raise ValueError(f"output {out} exists and is not a folder")
+        raise ValueError(f"Output {out} exists and is not a folder.")
     ident = out / "dataset.json"
     if ident.is_file():
         if json.loads(ident.read_text()) != identity:
-            raise ValueError(f"output folder {out} already holds a different prepared dataset "
+            raise ValueError(f"Output folder {out} already holds a different prepared dataset "
                              "(other input, image size, quality or sharding); choose a new "
-                             "--output_dir")
+                             "--output_dir.")
     elif any(out.iterdir()):
-        raise ValueError(f"output folder {out} is not empty and holds no prepared dataset")
+        raise ValueError(f"Output folder {out} is not empty and holds no prepared dataset.")
 
 
 class _Progress:
@@ -190,12 +194,12 @@ def prepare_imagenet(
     anything is written.
     """
     if not 1 <= jpeg_quality <= 100:
-        raise ValueError(f"jpeg_quality={jpeg_quality} must be in 1..100")
+        raise ValueError(f"jpeg_quality={jpeg_quality} must be in 1..100.")
     if image_size < 1 or images_per_shard < 1 or num_workers < 0:
         raise ValueError(f"image_size={image_size}, images_per_shard={images_per_shard} must be "
-                         f">= 1 and num_workers={num_workers} >= 0")
+                         f">= 1 and num_workers={num_workers} >= 0.")
     if not Path(input_dir).is_dir():
-        raise ValueError(f"input folder {input_dir} does not exist")
+        raise ValueError(f"Input folder {input_dir} does not exist.")
     layout = scan_imagenet(input_dir, val_labels=val_labels, val_synsets=val_synsets,
                            synset_words=synset_words, allow_empty_classes=allow_empty_classes)
     shards = _plan(layout, image_size, jpeg_quality, images_per_shard)
@@ -250,9 +254,17 @@ def _finish(out: Path, layout: Layout, shards: list[_Shard]) -> PrepareResult:
         num_files += meta["num_files"]
         if s.split == "train":
             sums.merge(PixelSums.load(out / f"{s.name}.stats.npz"))
-    finalize(sums).save(out)
     broken.sort()
     write_text_atomic(out / "broken.tsv", "".join(f"{p}\t{r}\n" for p, r in broken))
+    if sums.count == 0:
+        # Nothing usable: leave broken.tsv to say why, not shards of nothing.
+        for s in shards:
+            for suffix in (".tfrecord", ".json", ".stats.npz"):
+                (out / f"{s.name}{suffix}").unlink(missing_ok=True)
+        raise NoTrainingImagesError(
+            f"No readable training images in {layout.root}: all {num_files} files are broken "
+            f"or not images; see {out / 'broken.tsv'}.")
+    finalize(sums).save(out)
     manifest = {
         "format": FORMAT_VERSION, "image_size": shards[0].image_size,
         "jpeg_quality": shards[0].quality, "num_classes": len(layout.wnids),
@@ -274,7 +286,7 @@ def read_manifest(directory: str | Path) -> dict:
     path = Path(directory) / "manifest.json"
     if not path.is_file():
         raise ValueError(f"{directory} is not a prepared dataset (no manifest.json); "
-                         "run scripts/prepare_imagenet.py first")
+                         "run scripts/prepare_imagenet.py first.")
     return json.loads(path.read_text())
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from keras_alexnet.data.augment import PAPER
-from keras_alexnet.data.imagenet import scan_imagenet
+from keras_alexnet.data.imagenet import keep_images, scan_imagenet
 from keras_alexnet.data.pipeline import AUTOTUNE, DatasetInfo, Source
 from keras_alexnet.data.prepare import read_classes, read_manifest
 from keras_alexnet.data.stats import PixelStats, stats_of_images
@@ -46,7 +47,7 @@ class TFRecordSource(Source):
     def _elements(self, split, rng, num_shards, shard_index):
         files = list(self.files["train" if split == "train" else "val"])
         if not files:
-            raise ValueError(f"{self.directory} holds no {split} shards")
+            raise ValueError(f"{self.directory} holds no {split} shards.")
         # Shard by file when every worker gets at least one, else by record. Sharding comes
         # before any shuffling so workers with different seeds still partition the data.
         by_file = len(files) >= num_shards
@@ -90,12 +91,23 @@ def decode_any(data: tf.Tensor, size: int) -> tf.Tensor:
     return tf.ensure_shape(resize_and_center_crop(image, size), [size, size, 3])
 
 
+def _decodes(path: str, size: int) -> bool:
+    """Whether the pipeline's decoder (`decode_any`) reads the file at `path`."""
+    try:
+        decode_any(tf.io.read_file(path), size)
+    except tf.errors.OpError:
+        return False
+    return True
+
+
 class FolderSource(Source):
     """train/<wnid>/ and val/ of an ImageNet root, decoded and down-sampled on the fly.
 
-    Slower than prepared shards (full-size JPEG decoding every epoch). Files TF cannot decode
-    are skipped. The mean image and RGB eigen-system are estimated from `stats_sample` training
-    images chosen with a fixed seed.
+    Slower than prepared shards (full-size JPEG decoding every epoch). Files that are not
+    images TF decodes are left out when the source opens (`keep_images`: their first and last
+    bytes, a decode where those cannot tell), so `info.num_train` counts what an epoch yields;
+    a file that still fails to decode is skipped. The mean image and RGB eigen-system are
+    estimated from `stats_sample` training images chosen with a fixed seed.
     """
 
     skip_decode_errors = True
@@ -108,6 +120,12 @@ class FolderSource(Source):
                  allow_empty_classes: bool = False) -> None:
         layout = scan_imagenet(root, val_labels=val_labels, val_synsets=val_synsets,
                                synset_words=synset_words, allow_empty_classes=allow_empty_classes)
+        layout, dropped = keep_images(layout, lambda path: _decodes(path, image_size),
+                                      allow_empty_classes=allow_empty_classes)
+        if dropped:
+            logging.warning("Skipping %d of %d files under %s that are not images TensorFlow "
+                            "decodes, e.g. %s.", len(dropped),
+                            len(dropped) + len(layout.train) + len(layout.val), root, dropped[0])
         self.layout = layout
         self.size = image_size
         pick = np.random.default_rng(0).permutation(len(layout.train))[:stats_sample]
@@ -129,7 +147,7 @@ class FolderSource(Source):
         # After shuffling: see Source.strided_shards.
         examples = _shard_list(examples, num_shards, shard_index)
         if not examples:
-            raise ValueError(f"{self.layout.root} has no {split} images for shard {shard_index}")
+            raise ValueError(f"{self.layout.root} has no {split} images for shard {shard_index}.")
         return tf.data.Dataset.from_tensor_slices(
             ([e.path for e in examples], np.array([e.label for e in examples], np.int32)))
 

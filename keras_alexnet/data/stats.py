@@ -37,8 +37,8 @@ class PixelSums:
     def add(self, image: np.ndarray) -> None:
         """Adds one uint8 (S, S, 3) image."""
         if image.shape != (self.image_size, self.image_size, 3) or image.dtype != np.uint8:
-            raise ValueError(f"expected uint8 {(self.image_size, self.image_size, 3)} image, "
-                             f"got {image.dtype} {image.shape}")
+            raise ValueError(f"Expected a uint8 {(self.image_size, self.image_size, 3)} image, "
+                             f"got {image.dtype} {image.shape}.")
         self.count += 1
         self.sum_image += image
         pixels = image.reshape(-1, 3).astype(np.float64)
@@ -48,7 +48,7 @@ class PixelSums:
 
     def merge(self, other: PixelSums) -> None:
         if other.image_size != self.image_size:
-            raise ValueError(f"cannot merge sums of {other.image_size}px and {self.image_size}px")
+            raise ValueError(f"Cannot merge sums of {other.image_size}px and {self.image_size}px.")
         self.count += other.count
         self.sum_image += other.sum_image
         self.sum_rgb += other.sum_rgb
@@ -126,7 +126,7 @@ def eigen(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def finalize(sums: PixelSums) -> PixelStats:
     """Turns exact sums into statistics; the covariance is the population covariance."""
     if sums.count == 0:
-        raise ValueError("no training images: cannot compute the mean image and RGB covariance")
+        raise ValueError("No training images: cannot compute the mean image and RGB covariance.")
     n_pix = sums.count * sums.image_size * sums.image_size
     s = [int(v) for v in sums.sum_rgb]
     # N*S2 - s s^T in exact integers, divided once: no cancellation error.

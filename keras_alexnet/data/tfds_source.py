@@ -26,7 +26,7 @@ class TfdsSource(Source):
             import tensorflow_datasets as tfds
         except ImportError as e:
             raise ValueError(f"tfds:{name} needs tensorflow_datasets "
-                             "(pip install tensorflow-datasets)") from e
+                             "(pip install tensorflow-datasets).") from e
         self._tfds = tfds
         self.builder = tfds.builder(name, data_dir=data_dir)
         splits = self.builder.info.splits
@@ -53,7 +53,7 @@ class TfdsSource(Source):
     def _elements(self, split, rng, num_shards, shard_index):
         name = "train" if split == "train" else self.eval_split
         if name is None:
-            raise ValueError(f"{self.builder.name} has no validation or test split")
+            raise ValueError(f"{self.builder.name} has no validation or test split.")
         ds = self._read(name).shard(num_shards, shard_index)
         ds = ds.map(lambda e: (e["image"], tf.cast(e["label"], tf.int32)))
         if rng is not None:

@@ -1,4 +1,4 @@
-"""The PyTorch peer of keras_alexnet's AlexNet, for scripts/benchmark.py (issue 7).
+"""The PyTorch peer of keras_alexnet's AlexNet, and the benchmark's PyTorch worker.
 
 The same network as `keras_alexnet.build_alexnet(config)`, written the way a PyTorch user would:
 NCHW, one `nn.Conv2d(groups=T)` per own-tower layer (or, with `grouped=False`, one conv per
@@ -7,47 +7,27 @@ alpha by the window size n; the paper and TF do not), and the cuda-convnet overh
 (zero padding bottom/right). tests/test_torch_reference.py proves it equivalent by copying the
 Keras weights in (`copy_keras_weights`) and comparing logits.
 
-As a program it is the benchmark's PyTorch worker: it times one (mode, batch) cell and writes
-the result file named in the spec; `scripts/benchmark.py` runs it in its own process.
+As a program it times one (mode, batch) cell and prints the result; `benchmarks.run` starts it
+in its own process:
 
-  python scripts/torch_reference.py --spec='{"mode": "train", "batch_size": 64, ...}'
+  python -m benchmarks.torch_reference '{"mode": "train", "batch_size": 64, ...}'
+
+It imports no `keras_alexnet` module: importing that package loads Keras and, through it,
+TensorFlow or JAX, which would add hundreds of MiB to this process and falsify the peer's
+memory figure. The spec carries what it needs (the network's fields and `conv1_padding`).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import sys
-from types import ModuleType
+import types
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from absl import app, flags
 from torch import nn
 
-
-def load_standalone(name: str) -> ModuleType:
-    """`keras_alexnet.<name>` (config or bench), loaded without importing the package.
-
-    Importing the `keras_alexnet` package imports Keras and, through it, TensorFlow or JAX,
-    which would add hundreds of MiB to this process and falsify the peer's memory figure.
-    config.py and bench.py import only the standard library at load time.
-    """
-    if f"keras_alexnet.{name}" in sys.modules:  # already imported (tests): reuse it
-        return sys.modules[f"keras_alexnet.{name}"]
-    package = importlib.util.find_spec("keras_alexnet")
-    if package is None or not package.submodule_search_locations:
-        raise ValueError("keras_alexnet is not importable: run from the repository root or "
-                         "`pip install -e .` first.")
-    path = os.path.join(list(package.submodule_search_locations)[0], f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_keras_alexnet_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building
-    spec.loader.exec_module(module)
-    return module
+from benchmarks.measure import peak_rss_mib, time_steps, worker_main
 
 
 class TorchAlexNet(nn.Module):
@@ -182,8 +162,16 @@ def copy_keras_weights(keras_model: Any, torch_model: TorchAlexNet) -> None:
         set_(getattr(torch_model, name).bias, bias)
 
 
+def network_config(spec: dict[str, Any]) -> types.SimpleNamespace:
+    """The network of a cell spec as `TorchAlexNet` reads it (AlexNetConfig's fields)."""
+    config = types.SimpleNamespace(**spec["config"], conv1_padding=spec["conv1_padding"])
+    if spec["mode"] == "train":
+        config.classifier_activation = None  # CrossEntropyLoss takes logits
+    return config
+
+
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    """Times one benchmark cell (see keras_alexnet.bench.cell_spec for the keys)."""
+    """Times one benchmark cell (see benchmarks.run.cell_spec for the keys)."""
     threads = spec["threads"]
     if threads:
         # Both before any parallel work, or PyTorch refuses the inter-op setting.
@@ -191,13 +179,10 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_interop_threads(threads)
     use_gpu = spec["device"] != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if use_gpu else "cpu")
-    bench = load_standalone("bench")  # the Keras worker's timing and memory helpers
-    config = load_standalone("config").AlexNetConfig.from_dict(spec["config"])
+    config = network_config(spec)
     train = spec["mode"] == "train"
-    if train:
-        config = config.replace(classifier_activation=None)  # CrossEntropyLoss takes logits
     torch.manual_seed(0)
-    variant = spec["torch_variant"] or "grouped"  # see keras_alexnet.bench.TORCH_VARIANTS
+    variant = spec["torch_variant"] or "grouped"  # see benchmarks.run.TORCH_VARIANTS
     model = TorchAlexNet(config, grouped=variant.startswith("grouped")).to(device)
     fmt = torch.channels_last if variant.endswith("+cl") else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -209,13 +194,16 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         model.train()
         # torch.optim.SGD with momentum and weight_decay is PaperSGD's coupled rule: PyTorch
         # keeps v' = m v' + g + wd w, w -= lr v', i.e. v' = -v / lr for the paper's v, the same
-        # trajectory at a fixed learning rate. PaperSGD decays kernels only, so biases get none.
-        decayed = [p for p in model.parameters() if p.dim() >= 2]
-        others = [p for p in model.parameters() if p.dim() < 2]
+        # trajectory at a fixed learning rate. PaperSGD decays kernels only (unless
+        # decay_biases), so biases get none.
+        sgd = spec["sgd"]
+        decay_all = sgd["decay_biases"]
+        decayed = [p for p in model.parameters() if decay_all or p.dim() >= 2]
+        others = [p for p in model.parameters() if not decay_all and p.dim() < 2]
         opt = torch.optim.SGD(
-            [{"params": decayed, "weight_decay": spec["weight_decay"]},
+            [{"params": decayed, "weight_decay": sgd["weight_decay"]},
              {"params": others, "weight_decay": 0.0}],
-            lr=spec["learning_rate"], momentum=spec["momentum"],
+            lr=sgd["learning_rate"], momentum=sgd["momentum"],
         )
         loss_fn = nn.CrossEntropyLoss()
 
@@ -236,11 +224,11 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         if use_gpu:
             torch.cuda.synchronize()
 
-    times = bench.time_steps(run, spec["warmup_steps"], spec["steps"])
+    times = time_steps(run, spec["warmup_steps"], spec["steps"])
     return {
         "images_per_s": b * len(times) / sum(times),
         "step_seconds": times,
-        "peak_rss_mib": bench.peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "device": torch.cuda.get_device_name() if use_gpu else "cpu",
@@ -249,15 +237,5 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_SPEC = flags.DEFINE_string("spec", None, "JSON cell spec from keras_alexnet.bench.", required=True)
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    spec = json.loads(_SPEC.value)
-    load_standalone("bench").write_json(spec["result_path"], measure(spec))
-
-
 if __name__ == "__main__":
-    app.run(main)
+    worker_main(measure)

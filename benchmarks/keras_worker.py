@@ -1,16 +1,15 @@
-"""The framework side of the benchmark (issue 7): what each Keras worker process measures.
+"""The Keras side of the benchmark: what one Keras worker process measures.
 
-`keras_alexnet.bench` (standard library only) orchestrates; it starts a fresh process per
-measurement that runs `worker_main` here with a JSON cell spec (`bench.cell_spec`). The
-frameworks are touched only inside the functions: a worker sets its threads, devices and dtype
-policy first, which must happen before TensorFlow initialises its runtime.
+`benchmarks.run` starts a fresh process per measurement, `python -m benchmarks.keras_worker
+'<spec>'` (the spec is `benchmarks.run.cell_spec`), which measures one thing and prints the
+result (`benchmarks.measure`). The frameworks are touched only inside the functions: a worker
+sets its threads, devices and dtype policy first, which must happen before TensorFlow
+initialises its runtime.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import math
 import statistics
 import tempfile
@@ -18,23 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from keras_alexnet.bench import (
-    BenchSettings,
-    headline_batch,
-    peak_rss_mib,
-    steps_for,
-    summarize,
-    time_steps,
-    write_json,
-)
+from benchmarks.measure import peak_rss_mib, summarize, time_steps, worker_main
 
 
-def worker_main(spec_json: str) -> None:
-    """Entry point of a Keras-side worker process: measures, then writes the result file."""
-    spec = json.loads(spec_json)
-    measure = {"keras": measure_keras, "machine": measure_machine,
-               "pipeline": measure_pipeline, "dist": measure_distribution}[spec["kind"]]
-    write_json(spec["result_path"], measure(spec))
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Measures what `spec["kind"]` names: a Keras cell, the machine, the pipeline, a mode."""
+    return {"keras": measure_keras, "machine": measure_machine,
+            "pipeline": measure_pipeline, "dist": measure_distribution}[spec["kind"]](spec)
 
 
 def _setup(spec: dict[str, Any]) -> None:
@@ -96,14 +85,19 @@ def _build(spec: dict[str, Any], mode: str,
     return model, config
 
 
+def make_optimizer(spec: dict[str, Any]) -> Any:
+    """The training run's PaperSGD, built by `TrainConfig.make_optimizer()` from `spec["sgd"]`."""
+    from keras_alexnet.train_config import TrainConfig
+
+    return TrainConfig.from_dict(spec["sgd"]).make_optimizer()
+
+
 def make_step(model: Any, spec: dict[str, Any], mode: str) -> Callable[[Any, Any], None]:
     """A blocking `step(images, labels)`: a PaperSGD train step, or a forward pass."""
     import keras
 
-    from keras_alexnet.optim import PaperSGD
-
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    optimizer = PaperSGD(spec["learning_rate"], spec["momentum"], spec["weight_decay"])
+    optimizer = make_optimizer(spec)
     if keras.backend.backend() == "jax":
         return _jax_step(model, optimizer, loss_fn, mode)
     import tensorflow as tf
@@ -256,9 +250,7 @@ def measure_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     except ImportError as e:
         return {"available": False, "reason": f"keras_alexnet.data is not importable ({e})"}
     _setup(spec)
-    batch = headline_batch(spec["batch_sizes"])
-    steps = steps_for(BenchSettings(**{f.name: spec[f.name]
-                                       for f in dataclasses.fields(BenchSettings)}), batch)
+    batch, steps = spec["batch_size"], spec["steps"]  # the headline batch (benchmarks.run)
     model, config = _build(spec, "train")
     with tempfile.TemporaryDirectory(prefix="alexnet_shards_") as tmp:
         _write_jpegs(Path(tmp) / "raw", spec["pipeline_images"])
@@ -322,7 +314,6 @@ def measure_distribution(spec: dict[str, Any]) -> dict[str, Any]:
 
     from keras_alexnet import distribute
     from keras_alexnet.config import AlexNetConfig
-    from keras_alexnet.optim import PaperSGD
     from keras_alexnet.train import make_train_step
 
     mode, batch = spec["dist_mode"], spec["batch_size"]
@@ -330,7 +321,7 @@ def measure_distribution(spec: dict[str, Any]) -> dict[str, Any]:
         mode, num_towers=AlexNetConfig.from_dict(spec["config"]).num_towers, devices=devices)
     with strategy.scope():
         model, config = _build(spec, "train", tower_devices)
-        optimizer = PaperSGD(spec["learning_rate"], spec["momentum"], spec["weight_decay"])
+        optimizer = make_optimizer(spec)
         optimizer.build(model.trainable_variables)
     x, y = _synthetic(config, batch)
     per = distribute.per_replica_batch_size(batch, strategy)
@@ -352,3 +343,7 @@ def measure_distribution(spec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mib": peak_rss_mib(), "threads": spec["threads"], "dist_mode": mode,
         "devices": devices, "replicas": replicas, "tower_devices": list(tower_devices or ()),
     }
+
+
+if __name__ == "__main__":
+    worker_main(measure)

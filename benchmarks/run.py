@@ -1,0 +1,239 @@
+"""The benchmark's settings, presets and orchestrator: Keras vs PyTorch, the matmul ceiling.
+
+The orchestrator (`run_benchmark`) never runs a network itself: every measurement is a fresh
+worker process (`benchmarks.keras_worker` or `benchmarks.torch_reference`), so each framework
+has its own memory figure, thread pools and warm caches. For each (batch, mode) cell the
+frameworks alternate A/B, B/A, ... `repeats` times; warm-up steps are never timed. The
+distribution modes alternate the same way, each in its own process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.measure import parse_result
+from benchmarks.report import build_report
+from keras_alexnet.config import AlexNetConfig
+
+ROOT = Path(__file__).resolve().parents[1]  # the workers run here: `python -m benchmarks.…`
+MODES = ("train", "infer")
+# PyTorch builds of the same network: own-tower convs as one Conv2d(groups=2) (the PyTorch
+# idiom) or one Conv2d per tower (as the Keras build); "+cl" adds the channels_last format.
+TORCH_VARIANTS = ("grouped", "split", "grouped+cl", "split+cl")
+# The modes of keras_alexnet.distribute.MODES that one process can time (multi_worker needs a
+# cluster); "single" is always timed beside them, in the same two-device set-up.
+DIST_MODES = ("towers", "mirrored")
+DIST_BASELINE = "single"
+BACKENDS = ("tensorflow", "jax")
+PRECISIONS = ("float32", "mixed_bfloat16")
+# A network small enough for the end-to-end test; it keeps both towers and both LRN layers.
+TINY_CONFIG = AlexNetConfig(input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32),
+                            num_classes=5)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSettings:
+    """What to measure. threads 0 means all cores."""
+
+    config: AlexNetConfig = AlexNetConfig()
+    batch_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
+    modes: tuple[str, ...] = MODES
+    repeats: int = 3
+    timed_images: int = 768  # at least this many images (and min_steps steps) are timed
+    min_steps: int = 3
+    warmup_steps: int = 2
+    threads: int = 0
+    inter_op_threads: int = 0  # 0: the same as threads, in both frameworks
+    device: str = "auto"  # "cpu" hides accelerators from both frameworks
+    backend: str = "tensorflow"  # Keras backend of the Keras side
+    jit_compile: bool = False  # XLA for the TF steps: slower on CPU (docs/PERFORMANCE.md)
+    # XLA for the weight update alone (fused: one pass over the weights instead of ~6).
+    jit_update: bool = False
+    # Each is measured as its own peer; speedups are against the fastest. () measures no peer.
+    torch_variants: tuple[str, ...] = ("grouped", "split")
+    # Training under these distribution modes on two devices (logical CPUs, or two GPUs where
+    # visible), at the headline batch; () measures none.
+    dist_modes: tuple[str, ...] = DIST_MODES
+    # "mixed_bfloat16" runs the Keras side in bf16 (fp32 variables): only sensible on CPUs with
+    # AVX512-BF16/AMX or on GPUs; the PyTorch peer stays fp32, so it is not a like-for-like row.
+    precision: str = "float32"
+    matmul_size: int = 4096
+    pipeline: bool = True
+    pipeline_images: int = 512  # synthetic JPEGs written for the prepared-shard measurement
+    timeout_s: int = 1800
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.modes if m not in MODES]
+        if bad or not self.modes:
+            raise ValueError(f"modes={self.modes}: choose from {MODES}.")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError(f"batch_sizes={self.batch_sizes} must be positive integers.")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend={self.backend!r}: choose one of {BACKENDS}.")
+        bad = [v for v in self.torch_variants if v not in TORCH_VARIANTS]
+        if bad:
+            raise ValueError(f"torch_variants={self.torch_variants}: choose from {TORCH_VARIANTS}.")
+        bad = [m for m in self.dist_modes if m not in DIST_MODES]
+        if bad:
+            raise ValueError(f"dist_modes={self.dist_modes}: choose from {DIST_MODES} (or none).")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}: use one of {PRECISIONS}.")
+        if self.device not in ("auto", "cpu"):
+            raise ValueError(f"device={self.device!r}: use 'auto' or 'cpu'.")
+        if self.repeats < 1 or self.min_steps < 1 or self.warmup_steps < 0 or self.threads < 0:
+            raise ValueError("repeats and min_steps must be >= 1, warmup_steps and threads >= 0.")
+
+    @property
+    def num_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+    @property
+    def num_inter_op_threads(self) -> int:
+        return self.inter_op_threads or self.num_threads
+
+
+# full: the batch sweep; quick: the paper's batch and half of it, under 10 minutes on 2 cores;
+# tiny: a tiny network and one step of each kind, seconds per worker (what the test runs).
+PRESETS: dict[str, BenchSettings] = {
+    "full": BenchSettings(timed_images=512),
+    "quick": BenchSettings(batch_sizes=(64, 128), repeats=2, timed_images=256,
+                           warmup_steps=1, pipeline_images=256),
+    "tiny": BenchSettings(config=TINY_CONFIG, batch_sizes=(2,), repeats=1, timed_images=2,
+                          min_steps=1, warmup_steps=1, matmul_size=256, pipeline_images=8),
+}
+
+
+def steps_for(settings: BenchSettings, batch_size: int) -> int:
+    """Timed steps per run at `batch_size`: at least `timed_images` images, `min_steps` steps."""
+    return max(settings.min_steps, math.ceil(settings.timed_images / batch_size))
+
+
+def headline_batch(batch_sizes: Sequence[int]) -> int:
+    """The batch of the one-batch measurements (real data, distribution modes)."""
+    # The paper's batch when it is among those measured.
+    return 128 if 128 in batch_sizes else max(batch_sizes)
+
+
+def cell_spec(settings: BenchSettings, kind: str, mode: str = "train", batch_size: int = 0,
+              torch_variant: str = "", dist_mode: str = "") -> dict[str, Any]:
+    """The JSON a worker process receives (both frameworks read the same keys).
+
+    `sgd` holds the training run's SGD settings (`TrainConfig`'s fields: Section 5's numbers),
+    so the Keras step builds its optimizer with `TrainConfig.make_optimizer()` and the PyTorch
+    step uses the same numbers; `conv1_padding` is the network's bottom/right overhang, which
+    the PyTorch worker cannot compute without importing `keras_alexnet`.
+    """
+    from keras_alexnet.train_config import TrainConfig  # loads Keras: only when specs are made
+
+    train = TrainConfig()
+    return {
+        **dataclasses.asdict(settings),
+        "kind": kind, "mode": mode, "batch_size": batch_size, "torch_variant": torch_variant,
+        "dist_mode": dist_mode, "steps": steps_for(settings, batch_size) if batch_size else 0,
+        "sgd": {k: getattr(train, k)
+                for k in ("learning_rate", "momentum", "weight_decay", "decay_biases")},
+        "conv1_padding": settings.config.conv1_padding,
+        "threads": settings.num_threads, "inter_op_threads": settings.num_inter_op_threads,
+    }
+
+
+def worker_env(settings: BenchSettings) -> dict[str, str]:
+    """The environment of every worker: quiet TF, the Keras backend, equal thread pools."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=settings.backend)
+    # OpenMP/BLAS pools (oneDNN, PyTorch, NumPy) get the same thread count in every worker.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(settings.num_threads)
+    if settings.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def worker_command(spec: dict[str, Any]) -> list[str]:
+    """The command line of the worker for `spec["kind"]` (run with cwd=ROOT)."""
+    module = "torch_reference" if spec["kind"] == "torch" else "keras_worker"
+    return [sys.executable, "-m", f"benchmarks.{module}", json.dumps(spec)]
+
+
+def run_worker(spec: dict[str, Any], env: dict[str, str], timeout_s: int) -> dict[str, Any]:
+    """Runs one worker process; its result, or {"error": ...} if it failed."""
+    try:
+        proc = subprocess.run(worker_command(spec), cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s}s"}
+    result = parse_result(proc.stdout) if proc.returncode == 0 else None
+    if result is None:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"error": f"exit code {proc.returncode}: " + " | ".join(tail)}
+    return result
+
+
+def run_benchmark(settings: BenchSettings,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Runs every measurement in worker processes and returns the report (`report.build_report`)."""
+    env = worker_env(settings)
+    cells: dict[tuple[str, str, int], list[dict]] = {}
+    frameworks = ["keras"] + [f"torch:{v}" for v in settings.torch_variants]
+
+    def run(kind: str, framework: str = "", mode: str = "train", batch: int = 0,
+            dist_mode: str = "") -> dict:
+        spec = cell_spec(settings, kind, mode, batch, framework.partition(":")[2], dist_mode)
+        result = run_worker(spec, env, settings.timeout_s)
+        if "error" in result:
+            log(f"  {kind} {framework or dist_mode} {mode} {batch}: FAILED {result['error']}")
+        return result
+
+    log("machine: matmul ceiling and FLOP count")
+    machine_runs = [run("machine")]
+    for batch in settings.batch_sizes:
+        for mode in settings.modes:
+            for r in range(settings.repeats):
+                # A/B then B/A, so neither framework always runs first after the other.
+                for fw in frameworks if r % 2 == 0 else frameworks[::-1]:
+                    result = run("keras" if fw == "keras" else "torch", fw, mode, batch)
+                    cells.setdefault((fw, mode, batch), []).append(result)
+                    if "images_per_s" in result:
+                        log(f"  {fw:16s} {mode:5s} batch {batch:3d} run {r + 1}: "
+                            f"{result['images_per_s']:8.1f} images/s")
+    if settings.repeats > 1:
+        machine_runs.append(run("machine"))  # the ceiling again, after the load
+    dist = run_distribution(settings, run, log)
+    pipeline = {"available": False, "reason": "disabled (--set pipeline=false)"}
+    if settings.pipeline:
+        log("pipeline: prepared shards vs synthetic")
+        pipeline = run("pipeline", batch=headline_batch(settings.batch_sizes))
+    return build_report(settings, machine_runs, cells, pipeline, dist)
+
+
+def run_distribution(settings: BenchSettings, run: Callable[..., dict[str, Any]],
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Times training under "single" and each of `settings.dist_modes` on two devices.
+
+    `run(kind, mode=, batch=, dist_mode=)` runs one worker (see `run_benchmark`). Returns the
+    raw runs per mode, or why none were run; `report.build_report` summarises them.
+    """
+    if not settings.dist_modes:
+        return {"reason": "disabled (--set dist_modes=)"}
+    if settings.backend != "tensorflow":
+        return {"reason": "tf.distribute needs the TensorFlow backend"}
+    batch = headline_batch(settings.batch_sizes)
+    modes = [DIST_BASELINE, *settings.dist_modes]
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    log(f"distribution modes on two devices, batch {batch}")
+    for r in range(settings.repeats):
+        for m in modes if r % 2 == 0 else modes[::-1]:
+            result = run("dist", mode="train", batch=batch, dist_mode=m)
+            runs[m].append(result)
+            if "images_per_s" in result:
+                log(f"  {m:16s} train batch {batch:3d} run {r + 1}: "
+                    f"{result['images_per_s']:8.1f} images/s")
+    return {"batch_size": batch, "runs": runs}
