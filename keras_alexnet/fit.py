@@ -20,12 +20,24 @@ from keras_alexnet.precision import dtype_policy
 from keras_alexnet.precision import resolve as resolve_precision
 from keras_alexnet.schedule import PlateauScheduleCallback
 from keras_alexnet.train_config import TrainConfig
+from keras_alexnet.transfer import freeze_layers, init_from_file
 
 
 def compile_for_training(config: TrainConfig) -> keras.Model:
-    """The network with logits, compiled with `PaperSGD`, sparse CE and top-1/top-5 accuracy."""
+    """The network with logits, compiled with `PaperSGD`, sparse CE and top-1/top-5 accuracy.
+
+    With `config.init_from` the weights start from that trained network (fc8 afresh for new
+    classes) and `config.freeze`'s layers are not trainable (no update, no weight decay). A
+    `BackupAndRestore` resume then overwrites these start weights with the backup's.
+
+    Raises:
+      ValueError: a bad init_from file or freeze name.
+    """
     with dtype_policy(resolve_precision(config.precision)):
         model = build_alexnet(config.model.replace(classifier_activation=None))
+    if config.init_from:
+        init_from_file(model, config.init_from)
+    freeze_layers(model, config.freeze)  # before compile: the optimizer sees trainables only
     k = top5_k(config.model.num_classes)
     model.compile(
         optimizer=config.make_optimizer(),

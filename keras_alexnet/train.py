@@ -46,6 +46,7 @@ from keras_alexnet.run_files import (
 from keras_alexnet.schedule import EXHAUSTED, REDUCE, STOP
 from keras_alexnet.summaries import RunWriters
 from keras_alexnet.train_config import TrainConfig
+from keras_alexnet.transfer import freeze_layers, init_from_file
 
 __all__ = ["NonFiniteLossError", "TrainResult", "TrainingInterrupted", "make_train_step",
            "train"]
@@ -131,12 +132,15 @@ def train(
     with strategy.scope(), dtype_policy(policy):
         model = build_alexnet(config.model.replace(classifier_activation=None),
                               tower_devices=tower_devices)
+        # Before the optimizer is built: it updates (and decays) only what it is built for.
+        freeze_layers(model, config.freeze)
         optimizer = config.make_optimizer()
         optimizer.build(model.trainable_variables)
     state = TrainState.create(model, optimizer, config.make_schedule())
     checkpoints = RunCheckpoints(state, write_dir, read_dir=work_dir,
                                  max_to_keep=config.keep_checkpoints)
-    checkpoints.restore(work_dir / CONFIG_FILE)
+    if checkpoints.restore(work_dir / CONFIG_FILE) is None and config.init_from:
+        _init_fresh_run(model, config.init_from, strategy)
     # Written once the checkpoint (if any) is known to fit this config.
     write_text_atomic(write_dir / CONFIG_FILE, config.to_json() + "\n")
     truncate_train_log(write_dir / LOG_FILE, int(state.step))
@@ -206,6 +210,15 @@ def make_train_step(
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None) for x in out]
 
     return train_step
+
+
+def _init_fresh_run(model: keras.Model, init_from: str,
+                    strategy: tf.distribute.Strategy) -> None:
+    """Starts a fine-tuning run from `init_from`; only a run with no checkpoint gets here."""
+    with strategy.scope():
+        copied = init_from_file(model, init_from)
+    logging.info("Started from %s: %d layers copied (%s); fc8 %s.", init_from, len(copied),
+                 ", ".join(copied), "copied" if "fc8" in copied else "initialised afresh")
 
 
 def _check_data(config: TrainConfig, source: Any) -> int:

@@ -1,13 +1,23 @@
-"""Fine-tuning a trained AlexNet on new classes: a fresh fc8 and optionally frozen layers."""
+"""Fine-tuning a trained AlexNet on new classes: a fresh fc8 and optionally frozen layers.
+
+Two ways in: `finetune_model` makes a new model to compile and `fit` yourself; the training
+paths (`keras_alexnet.train.train`, `keras_alexnet.fit.fit`) build the run's own network and
+call `init_from_file` and `freeze_layers` on it (TrainConfig's `init_from` and `freeze`).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
-from keras_alexnet.model import AlexNet, build_alexnet, tower_suffix
+from keras_alexnet.model import _WEIGHTLESS_FIELDS, AlexNet, build_alexnet, tower_suffix
 
 # Layers with weights, by their base name (towers add _t0, _t1).
 _WEIGHTED = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "fc6", "fc7")
+# The file of a training run's work dir that init_from may name by its folder.
+_RUN_MODEL = "model.keras"
+_INIT_SUFFIXES = (".keras", ".weights.h5", ".caffemodel")
 
 
 def finetune_model(model: AlexNet, num_classes: int, freeze: Sequence[str] = ()) -> AlexNet:
@@ -36,6 +46,21 @@ def finetune_model(model: AlexNet, num_classes: int, freeze: Sequence[str] = ())
     config = model.alexnet_config
     new = build_alexnet(config.replace(num_classes=num_classes),
                         tower_devices=model.tower_devices)
+    frozen = frozen_layer_names(new, freeze)
+    for layer in new.layers:
+        if layer.weights and layer.name != "fc8":
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+            layer.trainable = layer.name not in frozen
+    return new
+
+
+def frozen_layer_names(model: AlexNet, freeze: Sequence[str]) -> set[str]:
+    """The exact layer names `freeze` means in `model` (fc8, the new task's layer, never).
+
+    Raises:
+      ValueError: a name matches no layer with weights besides fc8.
+    """
+    config = model.alexnet_config
     towers = [tower_suffix(config, t) for t in range(config.num_towers)]
     names = {layer.name for layer in model.layers if layer.weights and layer.name != "fc8"}
     frozen: set[str] = set()
@@ -45,9 +70,86 @@ def finetune_model(model: AlexNet, num_classes: int, freeze: Sequence[str] = ())
             raise ValueError(f"freeze={name!r}: no such layer with weights besides the new fc8; "
                              f"choose from {sorted(names)} or their base names.")
         frozen |= matched
-    for name in names:
-        layer = new.get_layer(name)
-        layer.set_weights(model.get_layer(name).get_weights())
-        layer.trainable = name not in frozen
-    return new
+    return frozen
 
+
+def freeze_layers(model: AlexNet, freeze: Sequence[str]) -> set[str]:
+    """Makes the `freeze`d layers of `model` non-trainable; returns their exact names.
+
+    Call it before the optimizer is built (or the model compiled): an optimizer updates, and
+    weight-decays, only the variables it was built for (`model.trainable_variables`).
+
+    Raises:
+      ValueError: as `frozen_layer_names`.
+    """
+    frozen = frozen_layer_names(model, freeze)
+    for name in frozen:
+        model.get_layer(name).trainable = False
+    return frozen
+
+
+def resolve_init_path(init_from: str | os.PathLike) -> Path:
+    """The weights file `init_from` names: the file itself, or a run dir's model.keras.
+
+    Raises:
+      ValueError: no such file, or not a .keras / .weights.h5 / .caffemodel file.
+    """
+    path = Path(init_from)
+    if path.is_dir():
+        if not (path / _RUN_MODEL).is_file():
+            raise ValueError(f"init_from={str(init_from)!r}: the folder holds no {_RUN_MODEL} "
+                             "(a training run writes it when it stops); name a weights file.")
+        return path / _RUN_MODEL
+    if not str(path).endswith(_INIT_SUFFIXES):
+        raise ValueError(f"init_from={str(init_from)!r}: pass a {', '.join(_INIT_SUFFIXES)} "
+                         "file or a run dir holding model.keras.")
+    if not path.is_file():
+        raise ValueError(f"init_from={str(init_from)!r}: no such file.")
+    return path
+
+
+def init_from_file(model: AlexNet, init_from: str | os.PathLike) -> list[str]:
+    """Copies the weights of a trained network into `model`, the start of a fine-tuning run.
+
+    Every layer with weights is copied, except fc8 when the trained network has another
+    number of classes: `model`'s own fc8 (freshly initialised, Section 5) is then kept, as in
+    `finetune_model`. A `.weights.h5` file holds no architecture; it is read as `model`'s
+    network, so it must have `model`'s classes (use a `.keras` file to change them).
+
+    Args:
+      model: the network to start (built from the run's config, e.g. with logits).
+      init_from: a .keras / .weights.h5 / .caffemodel file, or a run dir with model.keras.
+
+    Returns:
+      The names of the layers whose weights were copied.
+
+    Raises:
+      ValueError: a bad path or file, or a trained network that differs from `model` in
+        more than its number of classes (the message names the config values to set).
+    """
+    path = resolve_init_path(init_from)
+    config = model.alexnet_config
+    if str(path).endswith(".weights.h5"):
+        trained = build_alexnet(config, weights=path)
+    else:
+        trained = build_alexnet(weights=path)
+    found = trained.alexnet_config
+    ignored = {"num_classes", *_WEIGHTLESS_FIELDS}
+    differ = {f: v for f, v in found.to_dict().items()
+              if f not in ignored and v != getattr(config, f)}
+    if differ:
+        sets = " ".join(f"model.{f}={_as_override(v)}" for f, v in sorted(differ.items()))
+        raise ValueError(f"init_from={str(init_from)!r} is another network; to fine-tune it, "
+                         f"set {sets}.")
+    copied = [layer.name for layer in model.layers if layer.weights and
+              (layer.name != "fc8" or found.num_classes == config.num_classes)]
+    for name in copied:
+        model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
+    return copied
+
+
+def _as_override(value: object) -> str:
+    """`value` as a TrainConfig override string (`apply_overrides` parses it back)."""
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) or value is None else str(value)
