@@ -63,8 +63,9 @@ def open_run_data(path: str | os.PathLike, data: str | None = None,
       path: the model (see read_run_config); its run's config.json, if any, gives the defaults.
       data: a source spec (keras_alexnet.data.open_source); default: the run's data.
       image_size: the stored image size; default: the run's `data_image_size` when `data` is
-        of the run's kind. The data must be resized as in training: a run trained on
-        72-pixel images and evaluated on crops of 256-pixel ones reports a wrong accuracy.
+        of the run's kind (and then the run's `data_classes` too). The data must be resized as
+        in training: a run trained on 72-pixel images and evaluated on crops of 256-pixel ones
+        reports a wrong accuracy.
 
     Raises:
       ValueError: if there is no data spec, or open_source rejects it.
@@ -76,7 +77,13 @@ def open_run_data(path: str | os.PathLike, data: str | None = None,
     same_kind = str(run.get("data", "")).partition(":")[0] == data.partition(":")[0]
     if image_size is None and same_kind:
         image_size = run.get("data_image_size")
-    return open_source(data, **({"image_size": image_size} if image_size else {}))
+    source = open_source(data, **({"image_size": image_size} if image_size else {}))
+    if same_kind and run.get("data_classes") is not None:
+        # A run on some classes is scored on the same classes, labelled as it was trained.
+        from keras_alexnet.data.subset import subset_source
+
+        source = subset_source(source, classes=run["data_classes"])
+    return source
 
 
 def _run_or_empty(path: str | os.PathLike) -> dict:

@@ -388,6 +388,13 @@ def test_open_run_data_resizes_as_the_run_trained(tmp_path):
     assert open_run_data(work / "model.keras", image_size=80).info.image_size == 80
     with pytest.raises(ValueError, match="pass --data"):
         open_run_data(tmp_path / "elsewhere.keras")
+    # A run on some classes is scored on those classes, labelled 0..k-1 in the run's order.
+    (work / "config.json").write_text(run.replace(data_classes=(7, 2)).to_json())
+    source = open_run_data(work / "model.keras")
+    assert source.info.num_classes == 2 and source.info.num_eval == 3  # test labels 2, 7, 12
+    assert source.info.class_names == ("Sneaker", "Pullover")
+    labels = np.concatenate([y.numpy() for _, y in source.eval_dataset(8, 32)])
+    np.testing.assert_array_equal(labels, [1, 0, 1])  # test images 2, 7, 12 are 2, 7, 2
 
 
 @pytest.mark.slow
