@@ -249,6 +249,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     # Synthetic mean-subtracted pixels on the 0..255 scale, as the Keras side uses.
     x = (torch.randn(b, 3, s, s, device=device) * 60).contiguous(memory_format=fmt)
     y = torch.randint(0, config.num_classes, (b,), device=device)
+    output_dtype: set[str] = set()  # what the network computed in (bf16 under autocast)
     if train:
         model.train()
         # torch.optim.SGD with momentum and weight_decay is PaperSGD's coupled rule: PyTorch
@@ -269,7 +270,9 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         def step() -> None:
             opt.zero_grad(set_to_none=True)
             with scope():  # the backward pass outside autocast, as PyTorch documents
-                loss = loss_fn(model(x), y)
+                logits = model(x)
+                loss = loss_fn(logits, y)
+            output_dtype.add(str(logits.dtype))
             loss.backward()
             opt.step()
     else:
@@ -277,7 +280,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
         def step() -> None:
             with torch.inference_mode(), scope():
-                model(x)
+                output_dtype.add(str(model(x).dtype))
 
     def run() -> None:
         step()
@@ -295,6 +298,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "version": torch.__version__,
         "variant": variant,
         "precision": precision,
+        "output_dtype": ", ".join(sorted(output_dtype)),
     }
 
 

@@ -135,6 +135,9 @@ def test_worker_measures_a_cell(mode, variant, precision):
     result = torch_reference.measure(spec)
     assert result["variant"] == variant and result["version"] == torch.__version__
     assert result["precision"] == precision
+    # The timed network really ran under autocast in bf16 cells, and in fp32 otherwise.
+    assert result["output_dtype"] == ("torch.bfloat16" if precision == "mixed_bfloat16"
+                                      else "torch.float32")
     assert len(result["step_seconds"]) == spec["steps"]
     assert result["images_per_s"] > 0 and result["peak_rss_mib"] > 0
 
