@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import peak_rss_mib, summarize, time_steps, worker_main
+from benchmarks.measure import matmul_gflops, peak_rss_mib, summarize, time_steps, worker_main
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
@@ -70,18 +70,24 @@ def layer_macs(model: Any) -> dict[str, int]:
     return macs
 
 
-def _build(spec: dict[str, Any], mode: str,
-           tower_devices: tuple[str, ...] | None = None) -> tuple[Any, Any]:
-    import keras
+def build_model(spec: dict[str, Any], mode: str,
+                tower_devices: tuple[str, ...] | None = None) -> tuple[Any, Any]:
+    """The cell's AlexNet in its precision (logits for "train", the config's head for "infer").
 
+    Returns:
+      (model, the AlexNetConfig it was built from).
+    """
     from keras_alexnet.config import AlexNetConfig
     from keras_alexnet.model import build_alexnet
+    from keras_alexnet.precision import dtype_policy
 
-    keras.config.set_dtype_policy(spec["precision"])
     config = AlexNetConfig.from_dict(spec["config"])
     if mode == "train":
         config = config.replace(classifier_activation=None)  # the loss takes logits
-    model = build_alexnet(config, tower_devices=tower_devices)
+    # The library's precision rule: the layers keep the policy they are built with (LRN, fc8
+    # and the softmax float32 under mixed_bfloat16), variables stay float32.
+    with dtype_policy(spec["precision"]):
+        model = build_alexnet(config, tower_devices=tower_devices)
     return model, config
 
 
@@ -175,7 +181,7 @@ def measure_keras(spec: dict[str, Any]) -> dict[str, Any]:
     import keras
 
     mode, batch = spec["mode"], spec["batch_size"]
-    model, config = _build(spec, mode)
+    model, config = build_model(spec, mode)
     x, y = _synthetic(config, batch)
     step = make_step(model, spec, mode)
     times = time_steps(lambda: step(x, y), spec["warmup_steps"], spec["steps"])
@@ -183,19 +189,15 @@ def measure_keras(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "images_per_s": batch * len(times) / sum(times), "step_seconds": times,
         "peak_rss_mib": peak_rss_mib(), "threads": spec["threads"], "device": _device(),
-        "version": keras.__version__,
+        "version": keras.__version__, "precision": spec["precision"],
         "variant": f"{backend}, {spec['precision']}"
         + (f", jit_compile={spec['jit_compile']}, jit_update={spec['jit_update']}"
            if backend == "tensorflow" else ", jax.jit"),
     }
 
 
-def _gflops(run: Callable[[], Any], n: int, reps: int) -> dict[str, Any]:
-    return summarize([2 * n**3 / t / 1e9 for t in time_steps(run, 2, reps)])
-
-
 def measure_machine(spec: dict[str, Any]) -> dict[str, Any]:
-    """The fp32 matmul ceiling (TF and NumPy, n^3) and the model's multiply-adds."""
+    """The fp32 and bf16 matmul ceilings (TF, and NumPy's fp32; n^3), the model's multiply-adds."""
     _setup(spec)
     import keras
     import numpy as np
@@ -205,14 +207,18 @@ def measure_machine(spec: dict[str, Any]) -> dict[str, Any]:
     a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
     # One element comes back, so the timing holds the matmul, not a 64 MB copy to NumPy.
     corner = tf.function(lambda a, b: tf.matmul(a, b)[0, 0])
-    tf_rate = _gflops(lambda: corner(a, b).numpy(), n, 8)
+    tf_rate = matmul_gflops(lambda: corner(a, b).numpy(), n)
+    # bf16 in, bf16 out, as oneDNN's bf16 matmul under mixed_bfloat16 (float32 accumulation).
+    a16, b16 = tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)
+    tf_bf16_rate = matmul_gflops(lambda: corner(a16, b16).numpy(), n)
     rng = np.random.default_rng(0)
     an, bn = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
-    np_rate = _gflops(lambda: an @ bn, n, 8)
-    model, _ = _build(spec, "infer")
+    np_rate = matmul_gflops(lambda: an @ bn, n)
+    model, _ = build_model(spec, "infer")
     macs = layer_macs(model)
     return {
-        "tf_matmul_gflops": tf_rate, "numpy_matmul_gflops": np_rate,
+        "tf_matmul_gflops": tf_rate, "tf_bf16_matmul_gflops": tf_bf16_rate,
+        "numpy_matmul_gflops": np_rate,
         "macs_per_layer": macs, "macs": sum(macs.values()), "params": model.count_params(),
         "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
         "accelerators": _accelerators(), "peak_rss_mib": peak_rss_mib(),
@@ -251,7 +257,7 @@ def measure_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
         return {"available": False, "reason": f"keras_alexnet.data is not importable ({e})"}
     _setup(spec)
     batch, steps = spec["batch_size"], spec["steps"]  # the headline batch (benchmarks.run)
-    model, config = _build(spec, "train")
+    model, config = build_model(spec, "train")
     with tempfile.TemporaryDirectory(prefix="alexnet_shards_") as tmp:
         _write_jpegs(Path(tmp) / "raw", spec["pipeline_images"])
         prepare_imagenet(str(Path(tmp) / "raw"), str(Path(tmp) / "prepared"), num_workers=1,
@@ -320,7 +326,7 @@ def measure_distribution(spec: dict[str, Any]) -> dict[str, Any]:
     strategy, tower_devices = distribute.make_strategy(
         mode, num_towers=AlexNetConfig.from_dict(spec["config"]).num_towers, devices=devices)
     with strategy.scope():
-        model, config = _build(spec, "train", tower_devices)
+        model, config = build_model(spec, "train", tower_devices)
         optimizer = make_optimizer(spec)
         optimizer.build(model.trainable_variables)
     x, y = _synthetic(config, batch)

@@ -49,6 +49,11 @@ def time_steps(run: Callable[[], Any], warmup: int, steps: int) -> list[float]:
     return times
 
 
+def matmul_gflops(run: Callable[[], Any], n: int, reps: int = 8) -> dict[str, Any]:
+    """GFLOP/s of `reps` timed calls of `run`, one n x n by n x n matmul each (2 warm-ups)."""
+    return summarize([2 * n**3 / t / 1e9 for t in time_steps(run, 2, reps)])
+
+
 def summarize(values: Sequence[float]) -> dict[str, Any]:
     """Median and spread of repeated measurements."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.measure import summarize
 from keras_alexnet.files import write_text_atomic
+from keras_alexnet.precision import FLOAT32, MIXED_BF16
 
 if TYPE_CHECKING:  # run.py imports this module
     from benchmarks.run import BenchSettings
@@ -49,40 +50,66 @@ def machine_info() -> dict[str, Any]:
                                                    "amx_bf16", "avx512_vnni"})}
 
 
+# Each precision's matmul ceiling: the machine-worker result keys of TensorFlow's and
+# PyTorch's n^3 matmul in that precision (bf16 inputs and outputs for mixed_bfloat16).
+CEILING_KEYS = {FLOAT32: {"tensorflow": "tf_matmul_gflops", "torch": "torch_matmul_gflops"},
+                MIXED_BF16: {"tensorflow": "tf_bf16_matmul_gflops",
+                             "torch": "torch_bf16_matmul_gflops"}}
+PRECISION_LABELS = {FLOAT32: "fp32", MIXED_BF16: "bf16"}
+
+
 def build_report(settings: BenchSettings, machine_runs: list[dict],
-                 cells: dict[tuple[str, str, int], list[dict]],
+                 cells: dict[tuple[str, str, str, int], list[dict]],
                  pipeline: dict[str, Any],
-                 dist: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Summarises worker results into the report written as JSON and markdown."""
+                 dist: dict[str, Any] | None = None,
+                 torch_machine_runs: list[dict] | None = None) -> dict[str, Any]:
+    """Summarises worker results into the report written as JSON and markdown.
+
+    Args:
+      settings: what was measured.
+      machine_runs: the Keras machine workers' results (matmul ceilings, FLOP count).
+      cells: the runs of each (framework build, precision, mode, batch) cell.
+      pipeline: the prepared-shard measurement (or why it is missing).
+      dist: the distribution-mode runs (`run.run_distribution`).
+      torch_machine_runs: PyTorch's matmul ceilings; None or [] when no peer was measured.
+
+    Raises:
+      RuntimeError: when no machine measurement worked.
+    """
     ok = [m for m in machine_runs if "error" not in m]
     if not ok:
         raise RuntimeError(f"the machine measurement failed: {machine_runs[0]['error']}")
     m = ok[0]
-    tf_best = [r["tf_matmul_gflops"]["max"] for r in ok]
-    np_best = [r["numpy_matmul_gflops"]["max"] for r in ok]
-    ceiling = max(tf_best)
     fwd_gflop = 2 * m["macs"] / 1e9
-    implied = {"train": ceiling / (TRAIN_FLOP_FACTOR * fwd_gflop), "infer": ceiling / fwd_gflop}
+    gflop = {"train": TRAIN_FLOP_FACTOR * fwd_gflop, "infer": fwd_gflop}
+    runs_by_framework = {"tensorflow": ok,
+                         "torch": [r for r in torch_machine_runs or [] if "error" not in r]}
+    ceilings = {}
+    for precision, keys in CEILING_KEYS.items():
+        # Each framework's best matmul per run; the machine's ceiling is the faster framework's.
+        rates = {fw: summarize([r[key]["max"] for r in runs_by_framework[fw]])
+                 for fw, key in keys.items() if runs_by_framework[fw]}
+        best = max(rates, key=lambda fw: rates[fw]["max"])
+        ceilings[precision] = {
+            **{f"{fw}_gflops": rate for fw, rate in rates.items()},
+            "gflops": rates[best]["max"], "set_by": best,
+            "implied_images_per_s": {mode: rates[best]["max"] / g for mode, g in gflop.items()},
+        }
     results = []
-    for (fw, mode, batch), runs in cells.items():
-        entry = {"framework": fw, "mode": mode, "batch_size": batch,
+    for (fw, precision, mode, batch), runs in cells.items():
+        entry = {"framework": fw, "precision": precision, "mode": mode, "batch_size": batch,
                  **_summarize_runs(runs, ("device", "version", "variant", "threads"))}
         if "images_per_s" in entry:
-            entry["fraction_of_ceiling"] = entry["images_per_s"]["median"] / implied[mode]
+            implied = ceilings[precision]["implied_images_per_s"][mode]
+            entry["fraction_of_ceiling"] = entry["images_per_s"]["median"] / implied
         results.append(entry)
-    for r in results:
-        peers = [p for p in results if p["framework"].startswith("torch") and "images_per_s" in p
-                 and (p["mode"], p["batch_size"]) == (r["mode"], r["batch_size"])]
-        if r["framework"] == "keras" and peers and "images_per_s" in r:
-            best = max(peers, key=lambda p: p["images_per_s"]["median"])
-            r["speedup_vs_torch"] = r["images_per_s"]["median"] / best["images_per_s"]["median"]
-            r["fastest_torch"] = best["framework"]
+    _add_ratios(results)
     versions = {"tensorflow": m["tensorflow"], "keras": m["keras"], "numpy": m["numpy"],
                 "keras_backend": settings.backend,
                 "torch": next((r["version"] for r in results
                                if r["framework"].startswith("torch") and "version" in r), None)}
-    return {
-        "schema": 1,
+    report = {
+        "schema": 2,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {**machine_info(), "accelerators": m["accelerators"]},
         "versions": versions,
@@ -91,15 +118,81 @@ def build_report(settings: BenchSettings, machine_runs: list[dict],
         "model": {"input_size": settings.config.input_size, "params": m["params"],
                   "macs": m["macs"], "macs_per_layer": m["macs_per_layer"],
                   "forward_gflop_per_image": fwd_gflop,
-                  "train_gflop_per_image": TRAIN_FLOP_FACTOR * fwd_gflop},
-        "ceiling": {"tf_matmul_gflops": summarize(tf_best),
-                    "numpy_matmul_gflops": summarize(np_best),
-                    "matmul_size": settings.matmul_size, "gflops": ceiling,
-                    "implied_images_per_s": implied},
+                  "train_gflop_per_image": gflop["train"]},
+        "ceiling": {"matmul_size": settings.matmul_size,
+                    "numpy_matmul_gflops": summarize([r["numpy_matmul_gflops"]["max"]
+                                                      for r in ok]),
+                    "by_precision": ceilings},
         "results": results,
         "pipeline": pipeline,
         "distribution": _distribution_report(dist or {"reason": "not measured"}),
     }
+    report["targets"] = target_ratios(report)
+    return report
+
+
+def _add_ratios(results: list[dict[str, Any]]) -> None:
+    """Adds each cell's ratios to its peers: Keras against the fastest PyTorch build of the
+    same precision, and every non-fp32 cell against the same build's fp32 cell (speed, memory)."""
+    def cell(fw: str, precision: str, mode: str, batch: int) -> dict[str, Any] | None:
+        return next((r for r in results if "images_per_s" in r and (
+            r["framework"], r["precision"], r["mode"], r["batch_size"]) == (
+            fw, precision, mode, batch)), None)
+
+    for r in results:
+        if "images_per_s" not in r:
+            continue
+        same = (r["precision"], r["mode"], r["batch_size"])
+        peers = [p for p in results if p["framework"].startswith("torch") and "images_per_s" in p
+                 and (p["precision"], p["mode"], p["batch_size"]) == same]
+        if r["framework"] == "keras" and peers:
+            best = max(peers, key=lambda p: p["images_per_s"]["median"])
+            r["speedup_vs_torch"] = r["images_per_s"]["median"] / best["images_per_s"]["median"]
+            r["fastest_torch"] = best["framework"]
+        fp32 = cell(r["framework"], FLOAT32, r["mode"], r["batch_size"])
+        if r["precision"] != FLOAT32 and fp32:
+            r["vs_float32"] = r["images_per_s"]["median"] / fp32["images_per_s"]["median"]
+            r["peak_rss_vs_float32"] = r["peak_rss_mib"] / fp32["peak_rss_mib"]
+
+
+def target_ratios(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures the speed targets are stated in, for Keras at the headline batch.
+
+    Returns:
+      One {"name", "value", "goal", "unit"} per figure the results allow ("x" a ratio, "%" a
+      fraction of the ceiling), in the order the table lists them.
+    """
+    from benchmarks.run import headline_batch  # run.py imports this module
+
+    batch = headline_batch(report["settings"]["batch_sizes"])
+    keras = {(r["precision"], r["mode"]): r for r in report["results"]
+             if r["framework"] == "keras" and r["batch_size"] == batch and "images_per_s" in r}
+    wanted = []
+    for precision in (FLOAT32, MIXED_BF16):
+        label = PRECISION_LABELS[precision]
+        for mode, goal in (("train", 0.85), ("infer", 0.85)):
+            wanted.append((f"{label} {mode} / {label} ceiling", (precision, mode),
+                           "fraction_of_ceiling", goal, "%"))
+    wanted += [
+        ("fp32 train / fastest PyTorch fp32", (FLOAT32, "train"), "speedup_vs_torch", 2.0, "x"),
+        ("fp32 infer / fastest PyTorch fp32", (FLOAT32, "infer"), "speedup_vs_torch", 2.0, "x"),
+        ("bf16 train / our fp32 train", (MIXED_BF16, "train"), "vs_float32", 1.8, "x"),
+        ("bf16 train / fastest PyTorch bf16 autocast", (MIXED_BF16, "train"),
+         "speedup_vs_torch", 3.0, "x"),
+        ("bf16 infer / our fp32 infer", (MIXED_BF16, "infer"), "vs_float32", 2.0, "x"),
+        ("bf16 train peak RSS / fp32's", (MIXED_BF16, "train"), "peak_rss_vs_float32", None,
+         "x"),
+        ("bf16 infer peak RSS / fp32's", (MIXED_BF16, "infer"), "peak_rss_vs_float32", None,
+         "x"),
+    ]
+    targets = []
+    for name, key, field, goal, unit in wanted:
+        if key in keras and field in keras[key]:
+            # Memory: at most fp32's (goal 1.0, lower is better); the rest: at least the goal.
+            targets.append({"name": name, "batch_size": batch, "value": keras[key][field],
+                            "goal": 1.0 if goal is None else goal,
+                            "higher_is_better": goal is not None, "unit": unit})
+    return targets
 
 
 def _summarize_runs(runs: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
@@ -135,51 +228,75 @@ def _rate(entry: dict[str, Any] | None) -> str:
     return f"{s['median']:.1f} ({s['min']:.1f}–{s['max']:.1f})"
 
 
+def _ratio(entry: dict[str, Any] | None, field: str) -> str:
+    return f"{entry[field]:.2f}x" if entry and field in entry else "n/a"
+
+
 def format_table(report: dict[str, Any]) -> str:
-    """The results as markdown: throughput table, ceiling, pipeline and distribution figures."""
+    """The results as markdown: throughput table, ceilings, targets, pipeline, distribution."""
     c, mdl, v = report["ceiling"], report["model"], report["versions"]
     s = report["settings"]
-    by_key = {(r["framework"], r["mode"], r["batch_size"]): r for r in report["results"]}
+    by_key = {(r["framework"], r["precision"], r["mode"], r["batch_size"]): r
+              for r in report["results"]}
     keras_label = "Keras" if s["backend"] == "tensorflow" else f"Keras ({s['backend']})"
     peers = [f"torch:{v}" for v in s["torch_variants"]]
+    labels = [PRECISION_LABELS[p] for p in s["precisions"]]
     lines = [f"**{report['note']}**", ""] if report.get("note") else []
     lines += [
         f"Measured {report['created']} on {report['machine']['cpu']} "
         f"({report['machine']['cores']} cores); TensorFlow {v['tensorflow']}, Keras "
         f"{v['keras']} ({s['backend']} backend), PyTorch {v['torch'] or 'not measured'}. "
         f"{s['threads']} intra-op / {s['inter_op_threads']} inter-op threads in both; "
-        f"{'fp32' if s['precision'] == 'float32' else s['precision'] + ' (Keras only)'}; "
+        f"precisions {', '.join(labels)}; "
         f"input {mdl['input_size']}; XLA jit_compile={s['jit_compile']}, jit_update="
         f"{s['jit_update']}; median (min–max) of "
-        f"{s['repeats']} alternating runs, warm-up excluded.",
+        f"{s['repeats']} alternating runs, warm-up excluded."
+        + (" bf16: Keras under the `mixed_bfloat16` dtype policy (LRN, fc8 and the softmax in "
+           "float32), PyTorch under `torch.autocast(bfloat16)`; fp32 variables in both. "
+           "Each row's % of ceiling is against its own precision's matmul ceiling."
+           if MIXED_BF16 in s["precisions"] else ""),
         "",
-        f"| mode | batch | {keras_label} img/s | "
+        f"| mode | batch | precision | {keras_label} img/s | "
         + "".join(f"PyTorch {p.partition(':')[2]} img/s | " for p in peers)
-        + "Keras / fastest PyTorch | Keras % of ceiling | peak RSS Keras"
-        + "".join(f" / {p.partition(':')[2]}" for p in peers) + " (MiB) |",
-        "|---|" + "---:|" * (5 + len(peers)),
+        + "Keras / fastest PyTorch | Keras % of ceiling | Keras / Keras fp32 | peak RSS Keras"
+        + "".join(f" / {p.partition(':')[2]}" for p in peers)
+        + " (MiB) | Keras RSS / fp32 |",
+        "|---|---:|---|" + "---:|" * (6 + len(peers)),
     ]
     for mode in s["modes"]:
         for batch in s["batch_sizes"]:
-            k = by_key.get(("keras", mode, batch))
-            ts = [by_key.get((p, mode, batch)) for p in peers]
-            speed = f"{k['speedup_vs_torch']:.2f}x" if k and "speedup_vs_torch" in k else "n/a"
-            frac = f"{100 * k['fraction_of_ceiling']:.0f}%" if k and "images_per_s" in k else "n/a"
-            rss = " / ".join(f"{e['peak_rss_mib']:.0f}" if e and "peak_rss_mib" in e else "n/a"
-                             for e in (k, *ts))
-            lines.append(f"| {mode} | {batch} | {_rate(k)} | "
-                         + "".join(f"{_rate(t)} | " for t in ts) + f"{speed} | {frac} | {rss} |")
-    tf_c, np_c = c["tf_matmul_gflops"], c["numpy_matmul_gflops"]
+            for precision in s["precisions"]:
+                k = by_key.get(("keras", precision, mode, batch))
+                ts = [by_key.get((p, precision, mode, batch)) for p in peers]
+                frac = (f"{100 * k['fraction_of_ceiling']:.0f}%"
+                        if k and "fraction_of_ceiling" in k else "n/a")
+                rss = " / ".join(f"{e['peak_rss_mib']:.0f}" if e and "peak_rss_mib" in e
+                                 else "n/a" for e in (k, *ts))
+                lines.append(
+                    f"| {mode} | {batch} | {PRECISION_LABELS[precision]} | {_rate(k)} | "
+                    + "".join(f"{_rate(t)} | " for t in ts)
+                    + f"{_ratio(k, 'speedup_vs_torch')} | {frac} | {_ratio(k, 'vs_float32')} | "
+                    f"{rss} | {_ratio(k, 'peak_rss_vs_float32')} |")
+    lines += ["", f"Matmul ceilings ({c['matmul_size']}^3, the best of 8 matmuls per run; the "
+              "faster framework's sets the ceiling):"]
+    for precision, ceiling in c["by_precision"].items():
+        per_fw = "; ".join(
+            f"{name} {ceiling[f'{fw}_gflops']['max']:.0f} (per run: "
+            + ", ".join(f"{x:.0f}" for x in ceiling[f"{fw}_gflops"]["runs"]) + ")"
+            for fw, name in (("tensorflow", "TensorFlow"), ("torch", "PyTorch"))
+            if f"{fw}_gflops" in ceiling)
+        implied = ceiling["implied_images_per_s"]
+        lines.append(f"- {PRECISION_LABELS[precision]}: {per_fw} GFLOP/s, so "
+                     f"{ceiling['gflops']:.0f} GFLOP/s allows {implied['train']:.1f} training "
+                     f"or {implied['infer']:.1f} inference images/s.")
     lines += [
         "",
-        f"fp32 matmul ceiling ({c['matmul_size']}^3): TensorFlow {c['gflops']:.0f} GFLOP/s "
-        f"(best of 8 matmuls, per run: {', '.join(f'{x:.0f}' for x in tf_c['runs'])}), "
-        f"NumPy {np_c['max']:.0f} GFLOP/s. The model does {mdl['macs'] / 1e6:.1f}M "
-        f"multiply-adds per image = {mdl['forward_gflop_per_image']:.2f} GFLOP forward, "
-        f"{mdl['train_gflop_per_image']:.2f} per training image, so {c['gflops']:.0f} GFLOP/s "
-        f"allows {c['implied_images_per_s']['train']:.1f} training or "
-        f"{c['implied_images_per_s']['infer']:.1f} inference images/s.",
+        f"NumPy's fp32 matmul: {c['numpy_matmul_gflops']['max']:.0f} GFLOP/s. The model does "
+        f"{mdl['macs'] / 1e6:.1f}M multiply-adds per image = "
+        f"{mdl['forward_gflop_per_image']:.2f} GFLOP forward, "
+        f"{mdl['train_gflop_per_image']:.2f} per training image.",
     ]
+    lines += _target_lines(report.get("targets", []))
     p = report["pipeline"]
     if p.get("available"):
         lines += [
@@ -202,6 +319,21 @@ def format_table(report: dict[str, Any]) -> str:
     if report.get("command"):
         lines += ["", f"Command: `{report['command'].strip()}`"]
     return "\n".join(lines)
+
+
+def _target_lines(targets: list[dict[str, Any]]) -> list[str]:
+    """The target ratios as a small table (none when the run measured none of them)."""
+    if not targets:
+        return []
+    lines = ["", f"Target ratios, Keras at batch {targets[0]['batch_size']}:", "",
+             "| figure | measured | goal | met |", "|---|---:|---:|---|"]
+    for t in targets:
+        show = ((lambda x: f"{100 * x:.0f}%") if t["unit"] == "%"
+                else (lambda x: f"{x:.2f}x"))
+        met = t["value"] >= t["goal"] if t["higher_is_better"] else t["value"] <= t["goal"]
+        goal = ("≥ " if t["higher_is_better"] else "≤ ") + show(t["goal"])
+        lines.append(f"| {t['name']} | {show(t['value'])} | {goal} | {'yes' if met else 'no'} |")
+    return lines
 
 
 def _placement(entry: dict[str, Any]) -> str:

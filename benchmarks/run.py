@@ -1,10 +1,10 @@
-"""The benchmark's settings, presets and orchestrator: Keras vs PyTorch, the matmul ceiling.
+"""The benchmark's settings, presets and orchestrator: Keras vs PyTorch, the matmul ceilings.
 
 The orchestrator (`run_benchmark`) never runs a network itself: every measurement is a fresh
 worker process (`benchmarks.keras_worker` or `benchmarks.torch_reference`), so each framework
-has its own memory figure, thread pools and warm caches. For each (batch, mode) cell the
-frameworks alternate A/B, B/A, ... `repeats` times; warm-up steps are never timed. The
-distribution modes alternate the same way, each in its own process.
+has its own memory figure, thread pools and warm caches. For each (batch, mode) the cells,
+one per (framework build, precision), alternate A/B, B/A, ... `repeats` times; warm-up steps
+are never timed. The distribution modes alternate the same way, each in its own process.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from benchmarks.measure import parse_result
 from benchmarks.report import build_report
 from keras_alexnet.config import AlexNetConfig
+from keras_alexnet.precision import FLOAT32, MIXED_BF16
 
 ROOT = Path(__file__).resolve().parents[1]  # the workers run here: `python -m benchmarks.…`
 MODES = ("train", "infer")
@@ -33,7 +34,9 @@ TORCH_VARIANTS = ("grouped", "split", "grouped+cl", "split+cl")
 DIST_MODES = ("towers", "mirrored")
 DIST_BASELINE = "single"
 BACKENDS = ("tensorflow", "jax")
-PRECISIONS = ("float32", "mixed_bfloat16")
+# Keras runs under the dtype policy of that name (keras_alexnet.precision: LRN, fc8 and the
+# softmax stay float32); PyTorch under torch.autocast(bfloat16) for mixed_bfloat16.
+PRECISIONS = (FLOAT32, MIXED_BF16)
 # A network small enough for the end-to-end test; it keeps both towers and both LRN layers.
 TINY_CONFIG = AlexNetConfig(input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32),
                             num_classes=5)
@@ -62,9 +65,10 @@ class BenchSettings:
     # Training under these distribution modes on two devices (logical CPUs, or two GPUs where
     # visible), at the headline batch; () measures none.
     dist_modes: tuple[str, ...] = DIST_MODES
-    # "mixed_bfloat16" runs the Keras side in bf16 (fp32 variables): only sensible on CPUs with
-    # AVX512-BF16/AMX or on GPUs; the PyTorch peer stays fp32, so it is not a like-for-like row.
-    precision: str = "float32"
+    # Every cell is measured in each: both frameworks, fp32 variables throughout. bf16 only
+    # pays on CPUs with AVX512-BF16/AMX or on GPUs. The pipeline and distribution measurements
+    # use the first.
+    precisions: tuple[str, ...] = PRECISIONS
     matmul_size: int = 4096
     pipeline: bool = True
     pipeline_images: int = 512  # synthetic JPEGs written for the prepared-shard measurement
@@ -84,8 +88,10 @@ class BenchSettings:
         bad = [m for m in self.dist_modes if m not in DIST_MODES]
         if bad:
             raise ValueError(f"dist_modes={self.dist_modes}: choose from {DIST_MODES} (or none).")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision={self.precision!r}: use one of {PRECISIONS}.")
+        bad = [p for p in self.precisions if p not in PRECISIONS]
+        if bad or not self.precisions or len(set(self.precisions)) < len(self.precisions):
+            raise ValueError(f"precisions={','.join(self.precisions)}: choose (each once) from "
+                             f"{','.join(PRECISIONS)}.")
         if self.device not in ("auto", "cpu"):
             raise ValueError(f"device={self.device!r}: use 'auto' or 'cpu'.")
         if self.repeats < 1 or self.min_steps < 1 or self.warmup_steps < 0 or self.threads < 0:
@@ -100,8 +106,9 @@ class BenchSettings:
         return self.inter_op_threads or self.num_threads
 
 
-# full: the batch sweep; quick: the paper's batch and half of it, under 10 minutes on 2 cores;
-# tiny: a tiny network and one step of each kind, seconds per worker (what the test runs).
+# full: the batch sweep; quick: the paper's batch and half of it, about 10 minutes per precision
+# on 2 cores; tiny: a tiny network and one step of each kind, seconds per worker (what the test
+# runs).
 PRESETS: dict[str, BenchSettings] = {
     "full": BenchSettings(timed_images=512),
     "quick": BenchSettings(batch_sizes=(64, 128), repeats=2, timed_images=256,
@@ -123,8 +130,11 @@ def headline_batch(batch_sizes: Sequence[int]) -> int:
 
 
 def cell_spec(settings: BenchSettings, kind: str, mode: str = "train", batch_size: int = 0,
-              torch_variant: str = "", dist_mode: str = "") -> dict[str, Any]:
+              torch_variant: str = "", dist_mode: str = "",
+              precision: str = "") -> dict[str, Any]:
     """The JSON a worker process receives (both frameworks read the same keys).
+
+    `precision` is the cell's (default: the first of `settings.precisions`).
 
     `sgd` holds the training run's SGD settings (`TrainConfig`'s fields: Section 5's numbers),
     so the Keras step builds its optimizer with `TrainConfig.make_optimizer()` and the PyTorch
@@ -137,7 +147,8 @@ def cell_spec(settings: BenchSettings, kind: str, mode: str = "train", batch_siz
     return {
         **dataclasses.asdict(settings),
         "kind": kind, "mode": mode, "batch_size": batch_size, "torch_variant": torch_variant,
-        "dist_mode": dist_mode, "steps": steps_for(settings, batch_size) if batch_size else 0,
+        "dist_mode": dist_mode, "precision": precision or settings.precisions[0],
+        "steps": steps_for(settings, batch_size) if batch_size else 0,
         "sgd": {k: getattr(train, k)
                 for k in ("learning_rate", "momentum", "weight_decay", "decay_biases")},
         "conv1_padding": settings.config.conv1_padding,
@@ -159,7 +170,7 @@ def worker_env(settings: BenchSettings) -> dict[str, str]:
 
 def worker_command(spec: dict[str, Any]) -> list[str]:
     """The command line of the worker for `spec["kind"]` (run with cwd=ROOT)."""
-    module = "torch_reference" if spec["kind"] == "torch" else "keras_worker"
+    module = "torch_reference" if spec["kind"].startswith("torch") else "keras_worker"
     return [sys.executable, "-m", f"benchmarks.{module}", json.dumps(spec)]
 
 
@@ -181,37 +192,49 @@ def run_benchmark(settings: BenchSettings,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs every measurement in worker processes and returns the report (`report.build_report`)."""
     env = worker_env(settings)
-    cells: dict[tuple[str, str, int], list[dict]] = {}
+    cells: dict[tuple[str, str, str, int], list[dict]] = {}
     frameworks = ["keras"] + [f"torch:{v}" for v in settings.torch_variants]
+    # One cell per (framework build, precision) for each (batch, mode).
+    builds = [(fw, p) for p in settings.precisions for fw in frameworks]
 
     def run(kind: str, framework: str = "", mode: str = "train", batch: int = 0,
-            dist_mode: str = "") -> dict:
-        spec = cell_spec(settings, kind, mode, batch, framework.partition(":")[2], dist_mode)
+            dist_mode: str = "", precision: str = "") -> dict:
+        spec = cell_spec(settings, kind, mode, batch, framework.partition(":")[2], dist_mode,
+                         precision)
         result = run_worker(spec, env, settings.timeout_s)
         if "error" in result:
-            log(f"  {kind} {framework or dist_mode} {mode} {batch}: FAILED {result['error']}")
+            log(f"  {kind} {framework or dist_mode} {precision} {mode} {batch}: "
+                f"FAILED {result['error']}")
         return result
 
-    log("machine: matmul ceiling and FLOP count")
-    machine_runs = [run("machine")]
+    def measure_machine() -> None:
+        machine_runs.append(run("machine"))
+        if settings.torch_variants:
+            torch_machine_runs.append(run("torch_machine"))
+
+    log("machine: matmul ceilings (fp32, bf16) and FLOP count")
+    machine_runs: list[dict] = []
+    torch_machine_runs: list[dict] = []
+    measure_machine()
     for batch in settings.batch_sizes:
         for mode in settings.modes:
             for r in range(settings.repeats):
-                # A/B then B/A, so neither framework always runs first after the other.
-                for fw in frameworks if r % 2 == 0 else frameworks[::-1]:
-                    result = run("keras" if fw == "keras" else "torch", fw, mode, batch)
-                    cells.setdefault((fw, mode, batch), []).append(result)
+                # A/B then B/A, so no cell always runs first after another.
+                for fw, precision in builds if r % 2 == 0 else builds[::-1]:
+                    kind = "keras" if fw == "keras" else "torch"
+                    result = run(kind, fw, mode, batch, precision=precision)
+                    cells.setdefault((fw, precision, mode, batch), []).append(result)
                     if "images_per_s" in result:
-                        log(f"  {fw:16s} {mode:5s} batch {batch:3d} run {r + 1}: "
-                            f"{result['images_per_s']:8.1f} images/s")
+                        log(f"  {fw:16s} {precision:14s} {mode:5s} batch {batch:3d} run "
+                            f"{r + 1}: {result['images_per_s']:8.1f} images/s")
     if settings.repeats > 1:
-        machine_runs.append(run("machine"))  # the ceiling again, after the load
+        measure_machine()  # the ceilings again, after the load
     dist = run_distribution(settings, run, log)
     pipeline = {"available": False, "reason": "disabled (--set pipeline=false)"}
     if settings.pipeline:
         log("pipeline: prepared shards vs synthetic")
         pipeline = run("pipeline", batch=headline_batch(settings.batch_sizes))
-    return build_report(settings, machine_runs, cells, pipeline, dist)
+    return build_report(settings, machine_runs, cells, pipeline, dist, torch_machine_runs)
 
 
 def run_distribution(settings: BenchSettings, run: Callable[..., dict[str, Any]],

@@ -7,10 +7,16 @@ alpha by the window size n; the paper and TF do not), and the cuda-convnet overh
 (zero padding bottom/right). tests/test_torch_reference.py proves it equivalent by copying the
 Keras weights in (`copy_keras_weights`) and comparing logits.
 
-As a program it times one (mode, batch) cell and prints the result; `benchmarks.run` starts it
-in its own process:
+As a program it times one (mode, batch, precision) cell, or PyTorch's fp32 and bf16 matmul
+ceilings (kind "torch_machine"), and prints the result; `benchmarks.run` starts it in its own
+process:
 
-  python -m benchmarks.torch_reference '{"mode": "train", "batch_size": 64, ...}'
+  python -m benchmarks.torch_reference '{"kind": "torch", "mode": "train", "batch_size": 64, ...}'
+
+Precision "mixed_bfloat16" runs the forward pass and the loss under
+`torch.autocast(device, dtype=torch.bfloat16)`, PyTorch's mixed precision: parameters,
+gradients and the update stay float32, and autocast's own op lists decide which ops run in
+bf16 (convolutions and linear layers) and which in float32 (the loss, softmax).
 
 It imports no `keras_alexnet` module: importing that package loads Keras and, through it,
 TensorFlow or JAX, which would add hundreds of MiB to this process and falsify the peer's
@@ -19,6 +25,7 @@ memory figure. The spec carries what it needs (the network's fields and `conv1_p
 
 from __future__ import annotations
 
+import contextlib
 import types
 from typing import Any
 
@@ -27,7 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.measure import peak_rss_mib, time_steps, worker_main
+from benchmarks.measure import matmul_gflops, peak_rss_mib, time_steps, worker_main
+
+# The autocast dtype of each benchmark precision (benchmarks.run.PRECISIONS); None: no autocast.
+AUTOCAST_DTYPES = {"float32": None, "mixed_bfloat16": torch.bfloat16}
 
 
 class TorchAlexNet(nn.Module):
@@ -170,15 +180,64 @@ def network_config(spec: dict[str, Any]) -> types.SimpleNamespace:
     return config
 
 
-def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    """Times one benchmark cell (see benchmarks.run.cell_spec for the keys)."""
+def precision_scope(precision: str, device_type: str = "cpu") -> contextlib.AbstractContextManager:
+    """The context to run a forward pass (and loss) in `precision`: autocast, or nothing.
+
+    Raises:
+      ValueError: a precision that is not in `AUTOCAST_DTYPES`.
+    """
+    if precision not in AUTOCAST_DTYPES:
+        raise ValueError(f"precision={precision!r}: use one of {sorted(AUTOCAST_DTYPES)}.")
+    dtype = AUTOCAST_DTYPES[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)
+
+
+def _setup(spec: dict[str, Any]) -> torch.device:
+    """Sets the threads of `spec`; the device to run on."""
     threads = spec["threads"]
     if threads:
         # Both before any parallel work, or PyTorch refuses the inter-op setting.
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(threads)
     use_gpu = spec["device"] != "cpu" and torch.cuda.is_available()
-    device = torch.device("cuda" if use_gpu else "cpu")
+    return torch.device("cuda" if use_gpu else "cpu")
+
+
+def _matmul_rate(dtype: torch.dtype, n: int, device: torch.device) -> dict[str, Any]:
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+
+    def run() -> None:
+        torch.matmul(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return matmul_gflops(run, n)
+
+
+def measure_machine(spec: dict[str, Any]) -> dict[str, Any]:
+    """PyTorch's fp32 and bf16 matmul ceilings: `torch.matmul` of two n x n matrices."""
+    device = _setup(spec)
+    n = spec["matmul_size"]
+    return {"torch_matmul_gflops": _matmul_rate(torch.float32, n, device),
+            "torch_bf16_matmul_gflops": _matmul_rate(torch.bfloat16, n, device),
+            "version": torch.__version__, "threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Measures what `spec["kind"]` names: one cell ("torch") or the ceilings ("torch_machine").
+
+    See benchmarks.run.cell_spec for the keys.
+    """
+    if spec["kind"] == "torch_machine":
+        return measure_machine(spec)
+    device = _setup(spec)
+    use_gpu = device.type == "cuda"
+    precision = spec["precision"]
+    scope = lambda: precision_scope(precision, device.type)  # noqa: E731
     config = network_config(spec)
     train = spec["mode"] == "train"
     torch.manual_seed(0)
@@ -190,6 +249,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     # Synthetic mean-subtracted pixels on the 0..255 scale, as the Keras side uses.
     x = (torch.randn(b, 3, s, s, device=device) * 60).contiguous(memory_format=fmt)
     y = torch.randint(0, config.num_classes, (b,), device=device)
+    output_dtype: set[str] = set()  # what the network computed in (bf16 under autocast)
     if train:
         model.train()
         # torch.optim.SGD with momentum and weight_decay is PaperSGD's coupled rule: PyTorch
@@ -209,15 +269,18 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
         def step() -> None:
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
+            with scope():  # the backward pass outside autocast, as PyTorch documents
+                logits = model(x)
+                loss = loss_fn(logits, y)
+            output_dtype.add(str(logits.dtype))
             loss.backward()
             opt.step()
     else:
         model.eval()
 
         def step() -> None:
-            with torch.inference_mode():
-                model(x)
+            with torch.inference_mode(), scope():
+                output_dtype.add(str(model(x).dtype))
 
     def run() -> None:
         step()
@@ -234,6 +297,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "device": torch.cuda.get_device_name() if use_gpu else "cpu",
         "version": torch.__version__,
         "variant": variant,
+        "precision": precision,
+        "output_dtype": ", ".join(sorted(output_dtype)),
     }
 
 

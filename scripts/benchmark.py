@@ -1,15 +1,18 @@
-"""Training and inference speed of keras_alexnet next to PyTorch and the machine's ceiling.
+"""Training and inference speed of keras_alexnet next to PyTorch and the machine's ceilings.
 
   python scripts/benchmark.py                   # full: batch sweep 16..256, 3 alternating repeats
-  python scripts/benchmark.py --preset=quick    # batch 64 and 128, 2 repeats (< 10 min, 2 cores)
+  python scripts/benchmark.py --preset=quick    # batch 64 and 128, 2 repeats
+  python scripts/benchmark.py --preset=quick --precision=float32   # fp32 only (default: + bf16)
   python scripts/benchmark.py --preset=tiny     # a tiny network, seconds per measurement
   python scripts/benchmark.py --preset=quick --markdown=docs/PERFORMANCE.md   # update the docs
 
-Prints the results table and writes the JSON report (--json_out); the generated section of a
-markdown file is rewritten only when --markdown names it. Every measurement runs in a fresh
-process per framework (benchmarks/run.py). Any other setting of benchmarks.run.BenchSettings
-is reachable with --set, e.g. --set threads=2 --set jit_compile=true
---set config.input_size=227 --set torch_variants=grouped,split,grouped+cl --set dist_modes=
+Both precisions (fp32; bf16 as Keras' mixed_bfloat16 and PyTorch's bf16 autocast) are measured
+by default, each against its own matmul ceiling. Prints the results table and writes the JSON
+report (--json_out); the generated section of a markdown file is rewritten only when --markdown
+names it. Every measurement runs in a fresh process per framework (benchmarks/run.py). Any
+other setting of benchmarks.run.BenchSettings is reachable with --set, e.g. --set threads=2
+--set jit_compile=true --set config.input_size=227 --set torch_variants=grouped,split,grouped+cl
+--set dist_modes=
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ _PRESET = flags.DEFINE_enum("preset", "full", list(PRESETS),
                             "full: batch 16..256, 3 repeats; quick: batch 64 and 128, 2 "
                             "repeats; tiny: a tiny network, one step (what the test runs).")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", None, "Batch sizes (default: the preset's).")
-_PRECISION = flags.DEFINE_enum(
-    "precision", "float32", list(PRECISIONS),
-    "Keras dtype policy; bf16 only pays on CPUs with AVX512-BF16/AMX or on GPUs.",
+_PRECISION = flags.DEFINE_list(
+    "precision", list(PRECISIONS),
+    f"Precisions measured, each for both frameworks ({', '.join(PRECISIONS)}): Keras under "
+    "that dtype policy, PyTorch under torch.autocast(bfloat16) for mixed_bfloat16. bf16 only "
+    "pays on CPUs with AVX512-BF16/AMX or on GPUs.",
 )
 _BACKEND = flags.DEFINE_enum("backend", "tensorflow", list(BACKENDS), "Keras backend.")
 _PEER = flags.DEFINE_enum("peer", "torch", ["torch", "none"], "The framework to compare with.")
@@ -65,7 +70,7 @@ def settings_from_flags() -> BenchSettings:
     """
     try:
         settings = apply_overrides(PRESETS[_PRESET.value], _SET.value)
-        changes = {"precision": _PRECISION.value, "backend": _BACKEND.value}
+        changes = {"precisions": tuple(_PRECISION.value), "backend": _BACKEND.value}
         if _BATCH_SIZES.value:
             try:
                 changes["batch_sizes"] = tuple(int(b) for b in _BATCH_SIZES.value)

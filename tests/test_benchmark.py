@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.keras_worker import layer_macs, make_step
+from benchmarks.keras_worker import build_model, layer_macs, make_step
 from benchmarks.measure import RESULT_PREFIX, parse_result, summarize
 from benchmarks.report import (
     RESULTS_BEGIN,
@@ -114,6 +114,31 @@ def test_timed_inference_step_is_the_forward_pass():
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_bf16_cells_build_the_library_precision_and_infer_close_to_fp32():
+    # The worker builds the bf16 cells' model under the library's rule (bf16 convs and fc6/fc7,
+    # float32 LRN, fc8, softmax and variables); its timed forward pass gives fp32's
+    # probabilities to bf16 precision, from the same weights.
+    import numpy as np
+
+    bf16_spec, fp32_spec = (json.loads(json.dumps(cell_spec(PRESETS["tiny"], "keras", "infer",
+                                                            3, precision=p)))
+                            for p in ("mixed_bfloat16", "float32"))
+    model, _ = build_model(bf16_spec, "infer")
+    reference, _ = build_model(fp32_spec, "infer")
+    assert model.precision == "mixed_bfloat16" and reference.precision == "float32"
+    compute = {layer.name: layer.dtype_policy.compute_dtype for layer in model.layers}
+    assert compute["conv1_t0"] == compute["fc6_t0"] == "bfloat16"
+    assert compute["lrn1_t0"] == compute["fc8"] == compute["predictions"] == "float32"
+    assert {v.dtype for v in model.weights} == {"float32"}
+    reference.set_weights(model.get_weights())
+    x = np.random.default_rng(0).normal(0, 60, (3, 67, 67, 3)).astype(np.float32)
+    probs = make_step(model, bf16_spec, "infer")(x, None)
+    want = make_step(reference, fp32_spec, "infer")(x, None)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs, want, atol=0.02)
+    assert np.abs(probs - want).max() > 0  # bf16 rounding shows: not the fp32 computation
+
+
 def test_summarize_median_and_spread():
     assert summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0,
                                           "runs": [3.0, 1.0, 2.0]}
@@ -145,22 +170,37 @@ def _worker_result(rate: float, rss: float = 100.0, **extra) -> dict:
     return {"images_per_s": rate, "peak_rss_mib": rss, "threads": 2, **extra}
 
 
+def _machine(tf: float, tf_bf16: float) -> dict:
+    """A Keras machine worker's result: one TF run's best fp32 and bf16 matmul rates."""
+    return {"tf_matmul_gflops": summarize([tf - 10, tf]),
+            "tf_bf16_matmul_gflops": summarize([tf_bf16]),
+            "numpy_matmul_gflops": summarize([80.0]), "macs": 5e8,
+            "macs_per_layer": {"conv1": 5e8}, "params": 1000, "tensorflow": "2.x",
+            "keras": "3.x", "numpy": "2.x", "accelerators": []}
+
+
 def test_report_and_table_from_worker_results():
     # Worker results made up with round numbers, so every derived figure is checked by hand.
     settings = BenchSettings(config=TINY_CONFIG, batch_sizes=(8,), repeats=3,
                              torch_variants=("grouped", "split"))
-    machine = {"tf_matmul_gflops": summarize([90.0, 100.0]),
-               "numpy_matmul_gflops": summarize([80.0]), "macs": 5e8,
-               "macs_per_layer": {"conv1": 5e8}, "params": 1000, "tensorflow": "2.x",
-               "keras": "3.x", "numpy": "2.x", "accelerators": []}
+    assert settings.precisions == ("float32", "mixed_bfloat16")  # both by default
+    machine = [_machine(100.0, 300.0), _machine(96.0, 280.0)]  # before and after the cells
+    torch_machine = [{"torch_matmul_gflops": summarize([95.0]),
+                      "torch_bf16_matmul_gflops": summarize([390.0, 400.0])}]
+    fp32, bf16 = "float32", "mixed_bfloat16"
     cells = {
-        ("keras", "train", 8): [_worker_result(r, 300.0) for r in (30.0, 32.0, 31.0)],
-        ("keras", "infer", 8): [_worker_result(r, 200.0) for r in (80.0, 90.0, 70.0)],
-        ("torch:grouped", "train", 8): [_worker_result(r, version="2.13.0")
-                                        for r in (10.0, 12.0, 11.0)],
-        ("torch:split", "train", 8): [_worker_result(15.0, version="2.13.0"),
-                                      {"error": "exit code 1: boom"},
-                                      _worker_result(16.0, version="2.13.0")],
+        ("keras", fp32, "train", 8): [_worker_result(r, 300.0) for r in (30.0, 32.0, 31.0)],
+        ("keras", fp32, "infer", 8): [_worker_result(r, 200.0) for r in (80.0, 90.0, 70.0)],
+        ("torch:grouped", fp32, "train", 8): [_worker_result(r, version="2.13.0")
+                                              for r in (10.0, 12.0, 11.0)],
+        ("torch:split", fp32, "train", 8): [_worker_result(15.0, version="2.13.0"),
+                                            {"error": "exit code 1: boom"},
+                                            _worker_result(16.0, version="2.13.0")],
+        ("keras", bf16, "train", 8): [_worker_result(r, 279.0) for r in (60.0, 68.0, 64.0)],
+        ("keras", bf16, "infer", 8): [_worker_result(r, 220.0) for r in (168.0, 184.0, 176.0)],
+        ("torch:grouped", bf16, "train", 8): [_worker_result(r, version="2.13.0")
+                                              for r in (20.0, 22.0, 21.0)],
+        ("torch:split", bf16, "train", 8): [_worker_result(16.0, version="2.13.0")] * 3,
     }
     dist = {"batch_size": 8, "runs": {
         "single": [_worker_result(20.0, devices=["/device:CPU:0", "/device:CPU:1"],
@@ -169,37 +209,104 @@ def test_report_and_table_from_worker_results():
                                   replicas=1, tower_devices=["/device:CPU:0", "/device:CPU:1"])],
         "mirrored": [{"error": "timed out after 1800s"}]}}
     pipeline = {"available": False, "reason": "disabled (--set pipeline=false)"}
-    report = build_report(settings, [machine], cells, pipeline, dist)
+    report = build_report(settings, machine, cells, pipeline, dist, torch_machine)
 
-    # 2 * 5e8 = 1 GFLOP forward, 3 GFLOP per training image; the ceiling is the best matmul.
-    assert report["ceiling"]["gflops"] == 100.0
-    assert report["ceiling"]["implied_images_per_s"] == {"train": 100.0 / 3, "infer": 100.0}
-    rows = {r["framework"]: r for r in report["results"] if r["mode"] == "train"}
-    keras_row = rows["keras"]
+    # 2 * 5e8 = 1 GFLOP forward, 3 GFLOP per training image. Each precision's ceiling is the
+    # best matmul of the faster framework: TF's in fp32 (100 > 95), PyTorch's in bf16.
+    fp32_ceiling, bf16_ceiling = (report["ceiling"]["by_precision"][p] for p in (fp32, bf16))
+    assert (fp32_ceiling["gflops"], fp32_ceiling["set_by"]) == (100.0, "tensorflow")
+    assert fp32_ceiling["tensorflow_gflops"]["runs"] == [100.0, 96.0]
+    assert fp32_ceiling["implied_images_per_s"] == {"train": 100.0 / 3, "infer": 100.0}
+    assert (bf16_ceiling["gflops"], bf16_ceiling["set_by"]) == (400.0, "torch")
+    assert bf16_ceiling["implied_images_per_s"] == {"train": 400.0 / 3, "infer": 400.0}
+    rows = {(r["framework"], r["precision"], r["mode"]): r for r in report["results"]}
+    keras_row = rows["keras", fp32, "train"]
     assert keras_row["images_per_s"]["median"] == 31.0 and keras_row["peak_rss_mib"] == 300.0
     assert keras_row["fraction_of_ceiling"] == pytest.approx(31.0 / (100.0 / 3))
-    # Against the faster peer: split's median over its two good runs is 15.5.
+    # Against the faster peer of the same precision: split's median over its two good runs.
     assert keras_row["fastest_torch"] == "torch:split"
     assert keras_row["speedup_vs_torch"] == pytest.approx(31.0 / 15.5)
-    assert rows["torch:split"]["errors"] == ["exit code 1: boom"]
+    assert "vs_float32" not in keras_row
+    assert rows["torch:split", fp32, "train"]["errors"] == ["exit code 1: boom"]
     assert report["versions"]["torch"] == "2.13.0"
-    # Inference: against its own implied rate; no peer measured it, so no speedup.
-    (infer_row,) = [r for r in report["results"] if r["mode"] == "infer"]
+    # bf16: against the bf16 ceiling, the fastest PyTorch bf16 build, and our own fp32.
+    bf16_train = rows["keras", bf16, "train"]
+    assert bf16_train["fraction_of_ceiling"] == pytest.approx(64.0 / (400.0 / 3))
+    assert bf16_train["fastest_torch"] == "torch:grouped"
+    assert bf16_train["speedup_vs_torch"] == pytest.approx(64.0 / 21.0)
+    assert bf16_train["vs_float32"] == pytest.approx(64.0 / 31.0)
+    assert bf16_train["peak_rss_vs_float32"] == pytest.approx(279.0 / 300.0)
+    assert rows["torch:grouped", bf16, "train"]["vs_float32"] == pytest.approx(21.0 / 11.0)
+    bf16_infer = rows["keras", bf16, "infer"]
+    assert bf16_infer["fraction_of_ceiling"] == pytest.approx(176.0 / 400.0)
+    assert bf16_infer["vs_float32"] == pytest.approx(176.0 / 80.0)
+    assert bf16_infer["peak_rss_vs_float32"] == pytest.approx(1.1)
+    # Inference in fp32: against its own implied rate; no peer measured it, so no speedup.
+    infer_row = rows["keras", fp32, "infer"]
     assert infer_row["fraction_of_ceiling"] == pytest.approx(0.8)
     assert "speedup_vs_torch" not in infer_row
     modes = {r["dist_mode"]: r for r in report["distribution"]["results"]}
     assert modes["towers"]["vs_single"] == 0.5 and "images_per_s" not in modes["mirrored"]
+    # The target ratios at the headline batch (8, the only one); fp32 inference has no peer.
+    targets = {t["name"]: (round(t["value"], 4), t["goal"]) for t in report["targets"]}
+    assert targets == {
+        "fp32 train / fp32 ceiling": (0.93, 0.85), "fp32 infer / fp32 ceiling": (0.8, 0.85),
+        "bf16 train / bf16 ceiling": (0.48, 0.85), "bf16 infer / bf16 ceiling": (0.44, 0.85),
+        "fp32 train / fastest PyTorch fp32": (2.0, 2.0),
+        "bf16 train / our fp32 train": (round(64 / 31, 4), 1.8),
+        "bf16 train / fastest PyTorch bf16 autocast": (round(64 / 21, 4), 3.0),
+        "bf16 infer / our fp32 infer": (2.2, 2.0),
+        "bf16 train peak RSS / fp32's": (0.93, 1.0), "bf16 infer peak RSS / fp32's": (1.1, 1.0),
+    }
 
     report["note"] = "busy machine"
     table = format_table(report)
     assert table.startswith("**busy machine**")
-    assert ("| train | 8 | 31.0 (30.0–32.0) | 11.0 (10.0–12.0) | 15.5 (15.0–16.0) | 2.00x | 93% "
-            "| 300 / 100 / 100 |") in table
-    assert "| infer | 8 | 80.0 (70.0–90.0) | n/a | n/a | n/a | 80% | 200 / n/a / n/a |" in table
-    assert "allows 33.3 training or 100.0 inference images/s" in table
+    assert "precisions fp32, bf16;" in table and "torch.autocast(bfloat16)" in table
+    assert ("| train | 8 | fp32 | 31.0 (30.0–32.0) | 11.0 (10.0–12.0) | 15.5 (15.0–16.0) | 2.00x "
+            "| 93% | n/a | 300 / 100 / 100 | n/a |") in table
+    assert ("| train | 8 | bf16 | 64.0 (60.0–68.0) | 21.0 (20.0–22.0) | 16.0 (16.0–16.0) | 3.05x "
+            "| 48% | 2.06x | 279 / 100 / 100 | 0.93x |") in table
+    assert ("| infer | 8 | fp32 | 80.0 (70.0–90.0) | n/a | n/a | n/a | 80% | n/a "
+            "| 200 / n/a / n/a | n/a |") in table
+    assert ("| infer | 8 | bf16 | 176.0 (168.0–184.0) | n/a | n/a | n/a | 44% | 2.20x "
+            "| 220 / n/a / n/a | 1.10x |") in table
+    assert ("- fp32: TensorFlow 100 (per run: 100, 96); PyTorch 95 (per run: 95) GFLOP/s, so "
+            "100 GFLOP/s allows 33.3 training or 100.0 inference images/s.") in table
+    assert ("- bf16: TensorFlow 300 (per run: 300, 280); PyTorch 400 (per run: 400) GFLOP/s, "
+            "so 400 GFLOP/s allows 133.3 training or 400.0 inference images/s.") in table
+    assert "| bf16 train / fastest PyTorch bf16 autocast | 3.05x | ≥ 3.00x | yes |" in table
+    assert "| bf16 train / bf16 ceiling | 48% | ≥ 85% | no |" in table
+    assert "| bf16 infer peak RSS / fp32's | 1.10x | ≤ 1.00x | no |" in table
     assert "Prepared-shard pipeline: not measured (disabled (--set pipeline=false))." in table
     assert "| towers | tower *i* on device *i* | 10.0 (10.0–10.0) | 0.50x | 100 |" in table
     assert "| mirrored | — | failed | n/a | n/a |" in table
+
+
+def test_report_of_fp32_alone_without_a_peer():
+    # `--precision=float32 --peer=none`: TF alone sets both ceilings; no bf16 row or ratio.
+    settings = BenchSettings(config=TINY_CONFIG, batch_sizes=(8, 128), modes=("train",),
+                             repeats=1, torch_variants=(), precisions=("float32",))
+    cells = {("keras", "float32", "train", b): [_worker_result(r)]
+             for b, r in ((8, 20.0), (128, 25.0))}
+    report = build_report(settings, [_machine(100.0, 300.0)], cells,
+                          {"available": False, "reason": "off"})
+    bf16_ceiling = report["ceiling"]["by_precision"]["mixed_bfloat16"]
+    assert (bf16_ceiling["gflops"], bf16_ceiling["set_by"]) == (300.0, "tensorflow")
+    assert "torch_gflops" not in bf16_ceiling
+    # Only the ratios this run measured, at the paper's batch.
+    assert [(t["name"], t["batch_size"], t["value"]) for t in report["targets"]] == [
+        ("fp32 train / fp32 ceiling", 128, pytest.approx(0.75))]
+    table = format_table(report)
+    assert "| bf16 |" not in table and "autocast" not in table
+    assert "| train | 128 | fp32 | 25.0 (25.0–25.0) | n/a | 75% | n/a | 100 | n/a |" in table
+    assert "| fp32 train / fp32 ceiling | 75% | ≥ 85% | no |" in table
+
+
+@pytest.mark.parametrize("bad", [("bfloat16",), (), ("float32", "float32")])
+def test_precisions_are_checked(bad):
+    with pytest.raises(ValueError, match="precisions="):
+        BenchSettings(precisions=bad)
 
 
 def _run(tmp_path: Path, *flags: str) -> dict:
@@ -218,29 +325,40 @@ def _run(tmp_path: Path, *flags: str) -> dict:
 
 @pytest.mark.slow
 def test_tiny_benchmark_end_to_end(tmp_path):
-    # Training only, one PyTorch build: every worker kind runs once in its own process. The
-    # inference steps, the other PyTorch builds and the report's handling of several peers
-    # and of inference rows are checked in-process (above, and tests/test_torch_reference.py).
+    # Training only, one PyTorch build, both precisions (the default): every worker kind runs
+    # once in its own process, each cell once per precision. The inference steps, the other
+    # PyTorch builds and the report's handling of several peers and of inference rows are
+    # checked in-process (above, and tests/test_torch_reference.py).
     md = tmp_path / "PERFORMANCE.md"
     md.write_text("# Performance\n\nHand-written text that must survive.\n")
     report = _run(tmp_path, f"--markdown={md}", "--set", "modes=train",
-                     "--set", "torch_variants=split+cl")
+                  "--set", "torch_variants=split+cl")
     assert {"machine", "versions", "settings", "model", "ceiling", "results", "pipeline",
-            "command"} <= set(report)
+            "command", "targets"} <= set(report)
     assert report["model"]["macs"] == sum(_expected_macs(TINY_CONFIG).values())
-    assert report["ceiling"]["gflops"] > 0
-    assert report["ceiling"]["implied_images_per_s"]["train"] > 0
-    cells = {(r["framework"], r["mode"], r["batch_size"]): r for r in report["results"]}
+    precisions = ("float32", "mixed_bfloat16")
+    assert tuple(report["settings"]["precisions"]) == precisions
+    for precision in precisions:
+        ceiling = report["ceiling"]["by_precision"][precision]
+        assert ceiling["gflops"] > 0 and ceiling["implied_images_per_s"]["train"] > 0
+        assert ("torch_gflops" in ceiling) == _HAS_TORCH
+    cells = {(r["framework"], r["precision"], r["mode"], r["batch_size"]): r
+             for r in report["results"]}
     frameworks = ["keras"] + (["torch:split+cl"] if _HAS_TORCH else [])
-    assert set(cells) == {(fw, "train", 2) for fw in frameworks}
+    assert set(cells) == {(fw, p, "train", 2) for fw in frameworks for p in precisions}
     for cell in cells.values():
         assert cell["errors"] == []
         assert cell["images_per_s"]["median"] > 0 and cell["peak_rss_mib"] > 0
+    k32, k16 = (cells["keras", p, "train", 2] for p in precisions)
+    assert "mixed_bfloat16" in k16["variant"] and "float32" in k32["variant"]
+    assert k16["vs_float32"] == pytest.approx(k16["images_per_s"]["median"]
+                                              / k32["images_per_s"]["median"])
     if _HAS_TORCH:
-        k, t = cells["keras", "train", 2], cells["torch:split+cl", "train", 2]
-        assert t["variant"] == "split+cl"
-        assert k["speedup_vs_torch"] == pytest.approx(k["images_per_s"]["median"]
-                                                      / t["images_per_s"]["median"])
+        for p in precisions:
+            k, t = cells["keras", p, "train", 2], cells["torch:split+cl", p, "train", 2]
+            assert t["variant"] == "split+cl"
+            assert k["speedup_vs_torch"] == pytest.approx(k["images_per_s"]["median"]
+                                                          / t["images_per_s"]["median"])
         assert report["versions"]["torch"].startswith("2.")
     pipeline = report["pipeline"]
     if pipeline.get("available"):
@@ -258,7 +376,9 @@ def test_tiny_benchmark_end_to_end(tmp_path):
     assert modes["single"]["vs_single"] == 1.0
     text = md.read_text()
     assert "Hand-written text that must survive." in text
-    assert RESULTS_BEGIN in text and "| train | 2 |" in text
+    assert RESULTS_BEGIN in text
+    assert "| train | 2 | fp32 |" in text and "| train | 2 | bf16 |" in text
+    assert "- bf16: TensorFlow" in text and "| bf16 train / our fp32 train |" in text
     assert "Distribution modes on two logical CPU devices" in text
     assert "| mirrored | 2 replicas, global batch split |" in text
 
@@ -267,10 +387,11 @@ def test_tiny_benchmark_end_to_end(tmp_path):
 def test_tiny_benchmark_keras_on_jax_backend_leaves_the_docs_alone(tmp_path):
     pytest.importorskip("jax")
     docs_before = _PERFORMANCE_MD.read_text()
-    report = _run(tmp_path, "--backend=jax", "--peer=none", "--set", "pipeline=false",
-                          "--set", "modes=train")
+    report = _run(tmp_path, "--backend=jax", "--peer=none", "--precision=float32",
+                  "--set", "pipeline=false", "--set", "modes=train")
     assert report["versions"]["keras_backend"] == "jax"
-    assert [(r["framework"], r["mode"]) for r in report["results"]] == [("keras", "train")]
+    assert [(r["framework"], r["precision"], r["mode"]) for r in report["results"]] == [
+        ("keras", "float32", "train")]
     assert all("jax" in r["variant"] and r["images_per_s"]["median"] > 0
                for r in report["results"])
     assert report["distribution"]["results"] == []

@@ -123,15 +123,61 @@ def test_worker_builds_the_spec_network(mode):
     assert sum(p.numel() for p in net.parameters()) == build_alexnet(config).count_params()
 
 
-@pytest.mark.parametrize("mode, variant", [("train", "split+cl"), ("infer", "grouped")])
-def test_worker_measures_a_cell(mode, variant):
+@pytest.mark.parametrize("mode, variant, precision", [
+    ("train", "split+cl", "float32"), ("infer", "grouped", "float32"),
+    ("train", "grouped+cl", "mixed_bfloat16"), ("infer", "split", "mixed_bfloat16"),
+])
+def test_worker_measures_a_cell(mode, variant, precision):
     # In this process (the end-to-end benchmark test starts the worker as its own process).
-    spec = json.loads(json.dumps(cell_spec(PRESETS["tiny"], "torch", mode, 2, variant)))
+    spec = json.loads(json.dumps(cell_spec(PRESETS["tiny"], "torch", mode, 2, variant,
+                                           precision=precision)))
     spec["threads"] = 0  # keep this process's thread pools (they are set once per process)
     result = torch_reference.measure(spec)
     assert result["variant"] == variant and result["version"] == torch.__version__
+    assert result["precision"] == precision
+    # The timed network really ran under autocast in bf16 cells, and in fp32 otherwise.
+    assert result["output_dtype"] == ("torch.bfloat16" if precision == "mixed_bfloat16"
+                                      else "torch.float32")
     assert len(result["step_seconds"]) == spec["steps"]
     assert result["images_per_s"] > 0 and result["peak_rss_mib"] > 0
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_bf16_autocast_logits_are_fp32_logits_to_bf16_precision(grouped):
+    # The bf16 cells' forward pass (the worker's autocast scope) computes the same network:
+    # its logits are Keras' float32 logits to within bf16's 8-bit mantissa, accumulated
+    # over eight layers; and autocast is really on (bf16 out, not the fp32 numbers).
+    config = TINY.replace(input_size=64)  # with the overhang padding
+    keras_model, net = _pair(config, grouped)
+    x, xt = _images(config, batch=4)
+    want = keras_model(x, training=False).numpy()
+    for fmt in (torch.contiguous_format, torch.channels_last):  # the "+cl" builds too
+        net = net.to(memory_format=fmt)
+        with torch.no_grad(), torch_reference.precision_scope("mixed_bfloat16"):
+            got = net(xt.contiguous(memory_format=fmt))
+        assert got.dtype == torch.bfloat16
+        got = got.float().numpy()
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, atol=0.05 * scale)
+        assert np.abs(got - want).max() > 1e-5 * scale  # bf16 rounding shows
+        # Each image's largest logit is still the largest, unless fp32 itself nearly ties it.
+        top = want.argmax(axis=1)
+        margin = np.sort(want, axis=1)[:, -1] - np.sort(want, axis=1)[:, -2]
+        clear = margin > 0.1 * scale
+        assert (got.argmax(axis=1)[clear] == top[clear]).all()
+    with torch_reference.precision_scope("float32"):
+        assert net(xt).dtype == torch.float32
+    with pytest.raises(ValueError, match="precision='bfloat16'"):
+        torch_reference.precision_scope("bfloat16")
+
+
+def test_worker_measures_the_matmul_ceilings():
+    spec = json.loads(json.dumps(cell_spec(PRESETS["tiny"], "torch_machine")))
+    spec["threads"] = 0
+    result = torch_reference.measure(spec)
+    for key in ("torch_matmul_gflops", "torch_bf16_matmul_gflops"):
+        rate = result[key]
+        assert len(rate["runs"]) == 8 and 0 < rate["min"] <= rate["median"] <= rate["max"]
 
 
 def test_mismatched_config_is_a_clear_error():
