@@ -152,3 +152,22 @@ def test_list_prints_every_claim_without_tensorflow():
     assert code == 0
     for name in CLAIMS:
         assert name in out
+
+
+def test_variant_configs_change_one_switch_each():
+    from keras_alexnet.claims.full_claims import BASELINE, VARIANTS, variant_config
+    from keras_alexnet.config import ABLATIONS
+    from keras_alexnet.train_config import PRESETS, TINY_MODEL
+
+    base = PRESETS["fashion_mnist_demo"]
+    for variant in VARIANTS:
+        changed = variant_config(variant, base)
+        diffs = {k for k, v in changed.to_dict().items() if v != base.to_dict()[k]}
+        expected = {BASELINE: set(), "no_augmentation": {"augment"},
+                    "no_pca_lighting": {"pca_lighting"}}.get(variant, {"model"})
+        assert diffs == expected, variant
+    half = variant_config("one_tower_half", base).model
+    assert half == base.model.replace(**ABLATIONS["one_tower_half"])
+    # A smaller base is halved the same way (conv5 and the fc layers kept, footnote 2).
+    tiny = variant_config("one_tower_half", base.replace(model=TINY_MODEL)).model
+    assert tiny.num_towers == 1 and tiny.conv_filters == (4, 8, 8, 8, 16)

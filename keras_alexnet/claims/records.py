@@ -45,13 +45,13 @@ def cached_run(out_dir: str | Path, claim: str, name: str,
     return record
 
 
-def write_hparams_config(log_dir: str | Path, hparams: dict[str, list[Any]],
+def write_hparams_config(log_dir: str | Path, hparams: dict[str, list[Any] | None],
                          metrics: dict[str, str]) -> None:
     """The claim-level HParams config: the settings that vary and the metrics to compare.
 
     Args:
       log_dir: the folder over the runs' logs (`tensorboard --logdir` it).
-      hparams: {name: the values it takes}.
+      hparams: {name: the values it takes, or None for any (e.g. seeds, which grow)}.
       metrics: {"group/tag": display name}, e.g. {"test/error": "test error"}.
     """
     import tensorflow as tf
@@ -66,6 +66,6 @@ def write_hparams_config(log_dir: str | Path, hparams: dict[str, list[Any]],
 
     with tf.summary.create_file_writer(str(log_dir)).as_default():
         hp.hparams_config(
-            hparams=[hp.HParam(k, domain(v)) for k, v in hparams.items()],
+            hparams=[hp.HParam(k, None if v is None else domain(v)) for k, v in hparams.items()],
             metrics=[hp.Metric(tag.split("/", 1)[1], group=tag.split("/", 1)[0],
                                display_name=name) for tag, name in metrics.items()])

@@ -10,7 +10,8 @@ from keras_alexnet.claims.records import read_json
 from keras_alexnet.claims.registry import CLAIMS
 from keras_alexnet.files import write_text_atomic
 
-HEADER = ("| Claim | Paper | Paper's figure | Our setting | Our measurement | Verdict | Command |\n"
+HEADER = ("| Claim | Where in the paper | The paper's finding | Our setting | Our measurement "
+          "(mean ± std over seeds) | Verdict | Command |\n"
           "|---|---|---|---|---|---|---|\n")
 
 
