@@ -105,6 +105,13 @@ def _check_record(record, name):
     assert record["runs"]
 
 
+def _summary_tags(log_dir):
+    import tensorflow as tf
+
+    return {v.tag for f in log_dir.glob("events.out.tfevents.*")
+            for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value}
+
+
 def test_figure1_tiny_end_to_end_and_rerun_skips_finished_runs(tmp_path):
     record = run_claim("figure1", [0], "fashion_mnist", tmp_path, tiny=True)
     _check_record(record, "figure1")
@@ -113,6 +120,11 @@ def test_figure1_tiny_end_to_end_and_rerun_skips_finished_runs(tmp_path):
     assert (tmp_path / "figure1.png").stat().st_size > 0
     for run in record["runs"]:
         assert run["steps_done"] == len(run["block_errors"]) * 2  # window 2, whole blocks
+    # TensorBoard's HParams dashboard: the claim's config at its root, each run's settings.
+    assert "_hparams_/experiment" in _summary_tags(tmp_path / "figure1")
+    run_logs = tmp_path / "figure1" / record["runs"][0]["name"] / "logs"
+    assert "_hparams_/session_start_info" in _summary_tags(run_logs)
+    assert "error" in _summary_tags(run_logs / "train")
     # A finished run is read back, not trained again: without its work dir it still counts.
     runs_dir = tmp_path / "figure1" / "runs"
     before = {p.name: p.read_text() for p in runs_dir.iterdir()}

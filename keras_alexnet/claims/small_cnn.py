@@ -82,7 +82,7 @@ class SmallRun:
     input_size: int = 32
     epochs: int = 10
     steps_per_epoch: int | None = None  # None: the whole training set
-    eval_batches: int | None = None  # None: the whole evaluation set
+    eval_batches: int | None = None  # None: the whole evaluation set; 0: no test error
     seed: int = 0
 
 
@@ -188,8 +188,9 @@ def train_small(run: SmallRun, source: Any, work_dir: str | Path, *,
             tf.summary.scalar("error", 1 - sum(epoch_hits) / max(1, len(epoch_hits) *
                                                                   run.batch_size))
             tf.summary.scalar("loss", float(np.mean(record["step_loss"][e * steps:] or [0])))
-        with writers["test"].as_default(step=s):
-            tf.summary.scalar("error", test_error)
+        if test_error is not None:
+            with writers["test"].as_default(step=s):
+                tf.summary.scalar("error", test_error)
         epoch.assign_add(1)
         if record.get("diverged"):
             record["stopped_early"] = True
@@ -201,9 +202,11 @@ def train_small(run: SmallRun, source: Any, work_dir: str | Path, *,
     return record
 
 
-def _test_error(predict: Callable, source: Any, run: SmallRun) -> float:
+def _test_error(predict: Callable, source: Any, run: SmallRun) -> float | None:
+    if run.eval_batches == 0:
+        return None
     ds = source.eval_dataset(run.batch_size, run.input_size)
-    if run.eval_batches:
+    if run.eval_batches is not None:
         ds = ds.take(run.eval_batches)
     wrong = total = 0
     for images, labels in ds:
