@@ -58,8 +58,15 @@ def claims_markdown(records: Sequence[dict[str, Any]], *, missing: Sequence[str]
         "than its standard error is *inconclusive*; a verdict needs at least two seeds.\n\n",
         claims_table(records)]
     if missing:
-        parts.append("\nNot run yet (the full network takes hours on a CPU; the commands "
-                     "resume): " + ", ".join(f"`{m}`" for m in missing) + ".\n")
+        parts.append("\nNot run yet (estimated cost per seed on this package's 2-core CPU, "
+                     "measured while other jobs shared it; every command resumes where it "
+                     "stopped):\n\n")
+        for name in missing:
+            c = CLAIMS[name]
+            parts.append(f"- `{name}` (Section {c.section}: {c.paper}): ~{c.minutes_per_seed:g} "
+                         f"min per seed, {c.cost_note}. "
+                         f"`python scripts/reproduce.py --claim={name} --seeds=0,1 "
+                         "--docs_dir=docs`\n")
     for r in records:
         parts.append(f"\n## `{r['claim']}`: {r['title']}\n\n")
         parts.append(f"![{r['claim']}](claims/{r['figure']})\n\n")
