@@ -208,6 +208,13 @@ def run_lrn_small(seeds: Sequence[int], data: str, out_dir: str | Path, *,
     verdict = stats.verdict(diff["mean"], diff["stderr"], +1)
     note = (f"test error {100 * summary['without_lrn']['mean']:.2f}% without LRN, "
             f"{100 * summary['with_lrn']['mean']:.2f}% with (paper: 13% and 11%)")
+    diverged = [r["name"] for r in runs if r["diverged"]]
+    if diverged:
+        # Part of the result, not dropped: the same recipe, and the run could not train.
+        note += (f"; {', '.join(diverged)} diverged (non-finite loss) and count at their last "
+                 "test error; per seed: " + ", ".join(
+                     f"seed {s}: {100 * a:.1f}% vs {100 * b:.1f}%" for s, a, b in
+                     zip(seeds, errors[False], errors[True])) + " (without vs with)")
     settings = {"data": data, "network": "4-layer CNN (3 conv + 1 fc), ReLU, LRN after pool1 "
                 "and pool2 with Section 3.3's constants, or none",
                 "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p), "seeds": list(seeds)}
