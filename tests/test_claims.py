@@ -183,3 +183,20 @@ def test_variant_configs_change_one_switch_each():
     # A smaller base is halved the same way (conv5 and the fc layers kept, footnote 2).
     tiny = variant_config("one_tower_half", base.replace(model=TINY_MODEL)).model
     assert tiny.num_towers == 1 and tiny.conv_filters == (4, 8, 8, 8, 16)
+
+
+def test_pca_lighting_switch_keeps_crops_and_flips():
+    from keras_alexnet.data import open_source
+
+    source = open_source("fashion_mnist", image_size=40)
+    on, y_on = next(iter(source.train_dataset(8, 32, seed=5, epoch=1)))
+    off, y_off = next(iter(source.train_dataset(8, 32, seed=5, epoch=1, pca_lighting=False)))
+    np.testing.assert_array_equal(y_on, y_off)
+    # Section 4.1's lighting adds one RGB vector to every pixel of an image: the same crops and
+    # flips differ by a per-image constant, and nothing else.
+    shift = (on - off).numpy()
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:, :1, :1, :], shift.shape),
+                               atol=1e-3)
+    assert np.abs(shift[:, 0, 0, :]).max() > 0
+    plain = next(iter(source.train_dataset(8, 32, seed=5, epoch=1, augment=False)))[0]
+    assert not np.allclose(plain, off)  # crops/flips are still on without lighting
