@@ -237,6 +237,8 @@ def _make_layers(c: AlexNetConfig) -> dict[str, keras.layers.Layer]:
     for t in range(T):
         s = tower_suffix(c, t)
         for i, base in enumerate(conv_names):
+            if base == f"conv{c.removed_conv}":
+                continue
             add(
                 keras.layers.Conv2D(
                     filters[i] // T,
@@ -343,8 +345,10 @@ def _forward(
         joined = _join(L, "conv3_input", towers)
     for t, s in enumerate(suffixes):
         with place(t):
-            h = L["conv3" + s](joined)
-            h = L["conv5" + s](L["conv4" + s](h))
+            h = joined
+            for base in ("conv3", "conv4", "conv5"):
+                if base != f"conv{c.removed_conv}":
+                    h = L[base + s](h)
             h = L["pool5" + s](h)
             if c.conv6_filters:
                 h = L["conv6" + s](h)

@@ -24,7 +24,12 @@ def expected_params(c: AlexNetConfig) -> int:
     f, k = c.conv_filters, c.conv_kernel_sizes
     # conv1 sees the 3 input channels; conv2/4/5 their own tower's maps; conv3 all maps.
     inputs = [3, f[0] // T, f[1], f[2] // T, f[3] // T]
-    n = sum(k[i] * k[i] * inputs[i] * f[i] + f[i] for i in range(5))
+    layers = [i for i in range(5) if i != c.removed_conv - 1]
+    if c.removed_conv == 3:  # conv4 then sees all of conv2's maps, as conv3 did
+        inputs[3] = f[1]
+    if c.removed_conv == 4:  # conv5 then sees its tower's conv3 maps
+        inputs[4] = f[2] // T
+    n = sum(k[i] * k[i] * inputs[i] * f[i] + f[i] for i in layers)
     last = f[4]
     if c.conv6_filters:
         n += 3 * 3 * (f[4] // T) * c.conv6_filters + c.conv6_filters

@@ -19,7 +19,7 @@ from keras_alexnet.commands import PROGRAM
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 ROOT = SCRIPTS.parent
 ALL = ("benchmark", "demo", "evaluate", "export", "import_caffe", "plot_curves",
-       "prepare_imagenet", "train", "visualize")
+       "prepare_imagenet", "reproduce", "train", "visualize")
 
 # Runs a script as __main__ and prints, last, whether TensorFlow was imported and the exit code.
 _WRAPPER = """
@@ -109,6 +109,8 @@ def test_help_exits_0_without_tensorflow(script):
     ("import_caffe", ["--out=x"], "Pass --caffemodel=FILE.caffemodel and --out=DIR"),
     ("benchmark", ["--batch_sizes=a"], "--batch_sizes=a must be comma-separated integers"),
     ("benchmark", ["--set", "repeat=3"], "has no field 'repeat'"),
+    ("reproduce", ["--claim=figure2"], "Unknown claim 'figure2'"),
+    ("reproduce", ["--claim=figure1", "--seeds=0,0"], "--seeds='0,0' must list distinct"),
 ])
 def test_bad_flags_are_one_line_exit_2_before_tensorflow(script, args, expected):
     _, err, code = _run_no_tf(script, *args)

@@ -79,12 +79,15 @@ class Source:
                              "(the stored image size); crops are taken from stored images.")
 
     def train_dataset(self, batch_size: int, input_size: int, *, seed: int | None = None,
-                      epoch: int = 0, augment: bool = True, num_shards: int = 1,
+                      epoch: int = 0, augment: bool = True, pca_lighting: bool = True,
+                      num_shards: int = 1,
                       shard_index: int = 0, drop_remainder: bool = True,
                       skip_batches: int = 0) -> tf.data.Dataset:
         """One shuffled epoch of (images [B,S,S,3] float32 mean-subtracted, labels int32 [B]).
 
-        augment=False takes the center crop with no flip or lighting. skip_batches=k gives the
+        augment=False takes the center crop with no flip or lighting; pca_lighting=False keeps
+        the random crops and flips but leaves out the lighting (Section 4.1's two forms of
+        augmentation, for their ablations). skip_batches=k gives the
         same batches as `.skip(k)`, for mid-epoch resume. It skips without decoding the skipped
         images, except where undecodable files are dropped (the folder source): there only the
         decoded stream tells where batch k starts.
@@ -117,7 +120,8 @@ class Source:
             # matching region of the mean, at S^2 instead of image_size^2 subtractions.
             image = aug.crop(image, oy, ox, size) - aug.crop(mean, oy, ox, size)
             image = aug.random_flip(image, s[1])
-            image = aug.pca_lighting(image, aug.pca_lighting_alpha(s[2]), eigvals, eigvecs)
+            if pca_lighting:
+                image = aug.pca_lighting(image, aug.pca_lighting_alpha(s[2]), eigvals, eigvecs)
             return image, label
 
         ds = self._elements("train", epoch_rng(seed, epoch), num_shards, shard_index)

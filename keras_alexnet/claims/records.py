@@ -1,0 +1,71 @@
+"""A claim's files: one JSON record per finished run (what makes a rerun skip it), the claim's
+JSON, and the TensorBoard HParams set-up that makes its runs comparable.
+
+Layout under `out_dir`: <claim>.json and <claim>.png (the results), <claim>/runs/<run>.json
+(one per finished run), <claim>/<run>/ (work dirs: checkpoints and TensorBoard logs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from keras_alexnet.files import write_text_atomic
+
+# The fields every <claim>.json has (tests check them; docs/CLAIMS.md is built from them).
+CLAIM_FIELDS = ("claim", "title", "section", "paper_figure", "paper", "settings", "runs",
+                "summary", "measured", "verdict", "verdict_note", "differences", "command",
+                "figure", "smoke")
+
+
+def write_json(path: str | Path, value: Any) -> Path:
+    """Writes `value` as indented JSON, atomically."""
+    write_text_atomic(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
+    return Path(path)
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def cached_run(out_dir: str | Path, claim: str, name: str,
+               measure: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """The run `name`'s record: read back if it finished before, else `measure(work_dir)`'s.
+
+    The record is written only once the run has finished, so an interrupted run has none and
+    is measured again (its work dir lets it resume where it stopped).
+    """
+    path = Path(out_dir) / claim / "runs" / f"{name}.json"
+    if path.is_file():
+        return read_json(path)
+    record = {"name": name, **measure(Path(out_dir) / claim / name)}
+    write_json(path, record)
+    return record
+
+
+def write_hparams_config(log_dir: str | Path, hparams: dict[str, list[Any] | None],
+                         metrics: dict[str, str]) -> None:
+    """The claim-level HParams config: the settings that vary and the metrics to compare.
+
+    Args:
+      log_dir: the folder over the runs' logs (`tensorboard --logdir` it).
+      hparams: {name: the values it takes, or None for any (e.g. seeds, which grow)}.
+      metrics: {"group/tag": display name}, e.g. {"test/error": "test error"}.
+    """
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    def domain(values: list[Any]) -> Any:
+        if all(isinstance(v, bool) for v in values):
+            return hp.Discrete([bool(v) for v in values])
+        if all(isinstance(v, int | float) for v in values):
+            return hp.Discrete(sorted({float(v) for v in values}))
+        return hp.Discrete(sorted({str(v) for v in values}))
+
+    with tf.summary.create_file_writer(str(log_dir)).as_default():
+        hp.hparams_config(
+            hparams=[hp.HParam(k, None if v is None else domain(v)) for k, v in hparams.items()],
+            metrics=[hp.Metric(tag.split("/", 1)[1], group=tag.split("/", 1)[0],
+                               display_name=name) for tag, name in metrics.items()])

@@ -1,0 +1,244 @@
+"""The small-network claims: `figure1` (ReLU vs tanh, Section 3.1) and `lrn_small` (3.3).
+
+Protocols are fixed here, before any run (their numbers were not adjusted to the outcome).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from keras_alexnet.claims import plots, stats
+from keras_alexnet.claims.records import cached_run, write_hparams_config
+from keras_alexnet.claims.registry import get_claim
+from keras_alexnet.claims.small_cnn import SmallRun, train_small
+from keras_alexnet.claims.table import measured_text
+from keras_alexnet.claims.thresholds import block_errors, speedup, steps_to_threshold
+from keras_alexnet.config import PAPER_LEARNING_RATE, PAPER_MOMENTUM, PAPER_WEIGHT_DECAY
+
+# CIFAR-10's image size; Fashion-MNIST's 28x28 images are resized to it (bilinear).
+SMALL_IMAGE_SIZE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure1Protocol:
+    """How `figure1` is measured.
+
+    Threshold: 25% training error on CIFAR-10 is ~90% of the way from chance (90% error) to
+    what cuda-convnet's CIFAR-10 network finally reaches (~18% test error): 90 - 0.9 * 72.
+    Small CNNs reach ~9-10% test error on Fashion-MNIST, so the same fraction of the way is
+    ~17%; 25/18 of the final error (the other reading) is ~13%. We take 15%, and report the
+    ratio over 12-30% so no single choice carries the result.
+    """
+
+    thresholds: tuple[float, ...] = (0.30, 0.25, 0.20, 0.15, 0.12)
+    threshold: float = 0.15
+    # Chosen per network on the first seed's runs (fewest steps to `threshold`), as the
+    # paper chose each network's rate "to make training as fast as possible".
+    learning_rates: tuple[float, ...] = (0.003, 0.01, 0.03)
+    window: int = 50  # steps per training-error block (6400 images)
+    max_epochs: int = 3  # the budget of every run; a run stops early below min(thresholds)
+    batch_size: int = 128
+    steps_per_epoch: int | None = None
+    eval_batches: int | None = 0  # test error is not part of Figure 1
+
+
+@dataclasses.dataclass(frozen=True)
+class LrnProtocol:
+    """How `lrn_small` is measured: the same fixed budget and Section 5's SGD for both."""
+
+    epochs: int = 2
+    learning_rate: float = PAPER_LEARNING_RATE
+    momentum: float = PAPER_MOMENTUM
+    weight_decay: float = PAPER_WEIGHT_DECAY
+    batch_size: int = 128
+    steps_per_epoch: int | None = None
+    eval_batches: int | None = None
+
+
+TINY_FIGURE1 = Figure1Protocol(thresholds=(0.9, 0.8), threshold=0.9, learning_rates=(0.01,),
+                               window=2, max_epochs=2, batch_size=16, steps_per_epoch=4)
+TINY_LRN = LrnProtocol(epochs=1, batch_size=16, steps_per_epoch=4, eval_batches=2)
+
+
+def _source(data: str) -> Any:
+    from keras_alexnet.data import open_source
+
+    return open_source(data, image_size=SMALL_IMAGE_SIZE)
+
+
+def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
+                tiny: bool = False) -> dict[str, Any]:
+    """Runs (or reads back) figure1's runs; returns the claim's record (see records)."""
+    p = TINY_FIGURE1 if tiny else Figure1Protocol()
+    claim = get_claim("figure1")
+    source = _source(data)
+    log_dir = Path(out_dir) / claim.name
+    write_hparams_config(log_dir, {"activation": ["relu", "tanh"],
+                                   "learning_rate": list(p.learning_rates),
+                                   "seed": None},
+                         {"train/error": "training error"})
+    lowest = min(p.thresholds)
+
+    def stop(hits: list[int]) -> bool:
+        # Below every threshold: the rest of the run would not change any number reported.
+        return len(hits) % p.window == 0 and block_errors(
+            hits[-p.window:], p.batch_size, p.window)[0] <= lowest
+
+    def one(activation: str, lr: float, seed: int) -> dict[str, Any]:
+        run = SmallRun(activation=activation, learning_rate=lr, weight_decay=0.0,
+                       batch_size=p.batch_size, input_size=SMALL_IMAGE_SIZE,
+                       epochs=p.max_epochs, steps_per_epoch=p.steps_per_epoch,
+                       eval_batches=p.eval_batches, seed=seed)
+        hparams = {"activation": activation, "learning_rate": lr, "seed": seed}
+
+        def measure(work_dir: Path) -> dict[str, Any]:
+            r = train_small(run, source, work_dir, stop=stop, hparams=hparams)
+            budget = p.max_epochs * r["steps_per_epoch"]
+            return {**hparams, "steps_per_epoch": r["steps_per_epoch"], "budget_steps": budget,
+                    "steps_done": len(r["step_hits"]), "diverged": bool(r.get("diverged")),
+                    "block_errors": [round(float(e), 5) for e in
+                                     block_errors(r["step_hits"], p.batch_size, p.window)],
+                    "steps_to": {f"{t:g}": steps_to_threshold(r["step_hits"], p.batch_size,
+                                                              p.window, t)
+                                 for t in p.thresholds}}
+
+        return cached_run(out_dir, claim.name, f"{activation}_lr{lr:g}_seed{seed}", measure)
+
+    def key(r: dict[str, Any]) -> float:
+        steps = r["steps_to"][f"{p.threshold:g}"]
+        return math.inf if steps is None or r["diverged"] else steps
+
+    runs, chosen = [], {}
+    for activation in ("relu", "tanh"):
+        grid = [one(activation, lr, seeds[0]) for lr in p.learning_rates]
+        runs += grid
+        # Fewest steps to the threshold; if none reached it, the lowest last block error.
+        best = min(grid, key=lambda r: (key(r), (r["block_errors"] or [1.0])[-1]))
+        chosen[activation] = best["learning_rate"]
+    for seed in seeds[1:]:
+        runs += [one(a, chosen[a], seed) for a in ("relu", "tanh")]
+
+    per_seed = []
+    for seed in seeds:
+        relu, tanh = (next(r for r in runs if r["activation"] == a and r["seed"] == seed
+                           and r["learning_rate"] == chosen[a]) for a in ("relu", "tanh"))
+        ratios = {}
+        for t in p.thresholds:
+            ratio, lower = speedup(relu["steps_to"][f"{t:g}"], tanh["steps_to"][f"{t:g}"],
+                                   tanh["budget_steps"])
+            ratios[f"{t:g}"] = {"ratio": ratio, "lower_bound": lower}
+        per_seed.append({"seed": seed, "relu_steps": relu["steps_to"][f"{p.threshold:g}"],
+                         "tanh_steps": tanh["steps_to"][f"{p.threshold:g}"],
+                         "steps_per_epoch": relu["steps_per_epoch"], "ratios": ratios})
+    main = [s["ratios"][f"{p.threshold:g}"] for s in per_seed]
+    values = [m["ratio"] for m in main if m["ratio"] is not None]
+    summary = {**stats.summarize(values), "unit": "x (tanh steps / ReLU steps)",
+               "lower_bound": any(m["lower_bound"] for m in main),
+               "by_threshold": {f"{t:g}": stats.summarize(
+                   [s["ratios"][f"{t:g}"]["ratio"] for s in per_seed
+                    if s["ratios"][f"{t:g}"]["ratio"] is not None]) for t in p.thresholds}}
+    effect = None if summary["mean"] is None else summary["mean"] - 1.0
+    verdict = stats.verdict(effect, summary["stderr"], +1)
+    bound = ">= " if summary["lower_bound"] else ""
+    ladder = ", ".join(f"{float(t):.0%}: {v['mean']:.2f}x" for t, v in
+                       summary["by_threshold"].items() if v["mean"] is not None)
+    note = (f"ReLU faster by {bound}{summary['mean']:.2f}x at {p.threshold:.0%} training "
+            f"error (mean ratio by threshold: {ladder}; a tanh run that never got there "
+            "counts its whole budget, so the ratio is a lower bound); the paper's 6x was at 25% "
+            "on CIFAR-10" if summary["mean"] is not None else "ReLU never reached the threshold")
+    settings = {"data": data, "network": "4-layer CNN (3 conv + 1 fc, cuda-convnet's "
+                "CIFAR-10 layout), LRN on, no dropout, no weight decay, no augmentation",
+                "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p),
+                "chosen_learning_rates": chosen, "seeds": list(seeds), "per_seed": per_seed}
+    record = _claim_record(claim, settings, runs, summary, verdict, note, tiny, seeds, data,
+                           differences=(
+        f"Fashion-MNIST (gray, resized to 32x32), not CIFAR-10; threshold {p.threshold:.0%} "
+        "instead of 25%, fixed before the runs: 25% on CIFAR-10 is ~90% of the way from chance "
+        "(90%) to the ~18% test error of cuda-convnet's CIFAR-10 network; small CNNs reach "
+        "~9-10% on Fashion-MNIST, where the same fraction is ~17% and 25/18 of the final error "
+        "~13%; the ratio is also shown over "
+        f"{min(p.thresholds):.0%}-{max(p.thresholds):.0%}; momentum 0.9 SGD, the learning "
+        f"rate picked from {list(p.learning_rates)} on the first seed; training error over "
+        f"{p.window}-step blocks instead of per epoch; runs capped at {p.max_epochs} epochs (a "
+        "tanh run that does not reach the threshold gives a lower bound, marked >=)."))
+    plots.figure1(record, Path(out_dir) / f"{claim.name}.png")
+    return record
+
+
+def run_lrn_small(seeds: Sequence[int], data: str, out_dir: str | Path, *,
+                  tiny: bool = False) -> dict[str, Any]:
+    """Runs (or reads back) lrn_small's runs; returns the claim's record."""
+    p = TINY_LRN if tiny else LrnProtocol()
+    claim = get_claim("lrn_small")
+    source = _source(data)
+    write_hparams_config(Path(out_dir) / claim.name,
+                         {"use_lrn": [True, False], "seed": None},
+                         {"test/error": "test error", "train/error": "training error"})
+    runs = []
+    for use_lrn in (True, False):
+        for seed in seeds:
+            run = SmallRun(use_lrn=use_lrn, learning_rate=p.learning_rate, momentum=p.momentum,
+                           weight_decay=p.weight_decay, batch_size=p.batch_size,
+                           input_size=SMALL_IMAGE_SIZE, epochs=p.epochs,
+                           steps_per_epoch=p.steps_per_epoch, eval_batches=p.eval_batches,
+                           seed=seed)
+            hparams = {"use_lrn": use_lrn, "seed": seed}
+
+            def measure(work_dir: Path, run=run, hparams=hparams) -> dict[str, Any]:
+                r = train_small(run, source, work_dir, hparams=hparams)
+                return {**hparams, "test_error": r["test_error"],
+                        "final_test_error": r["test_error"][-1],
+                        "diverged": bool(r.get("diverged")),
+                        "steps_per_epoch": r["steps_per_epoch"]}
+
+            name = f"{'lrn' if use_lrn else 'no_lrn'}_seed{seed}"
+            runs.append(cached_run(out_dir, claim.name, name, measure))
+    errors = {flag: [r["final_test_error"] for r in runs if r["use_lrn"] is flag]
+              for flag in (True, False)}
+    diff = stats.difference(errors[False], errors[True])
+    summary = {**diff, "unit": "test error, no LRN - LRN (fraction: 0.01 = 1 point)",
+               "std": stats.summarize([a - b for a, b in zip(errors[False], errors[True])])[
+                   "std"],
+               "with_lrn": stats.summarize(errors[True]),
+               "without_lrn": stats.summarize(errors[False])}
+    verdict = stats.verdict(diff["mean"], diff["stderr"], +1)
+    note = (f"test error {100 * summary['without_lrn']['mean']:.2f}% without LRN, "
+            f"{100 * summary['with_lrn']['mean']:.2f}% with (paper: 13% and 11%)")
+    diverged = [r["name"] for r in runs if r["diverged"]]
+    if diverged:
+        # Part of the result, not dropped: the same recipe, and the run could not train.
+        note += (f"; {', '.join(diverged)} diverged (non-finite loss) and count at their last "
+                 "test error; per seed: " + ", ".join(
+                     f"seed {s}: {100 * a:.1f}% vs {100 * b:.1f}%" for s, a, b in
+                     zip(seeds, errors[False], errors[True])) + " (without vs with)")
+    settings = {"data": data, "network": "4-layer CNN (3 conv + 1 fc), ReLU, LRN after pool1 "
+                "and pool2 with Section 3.3's constants, or none",
+                "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p), "seeds": list(seeds)}
+    record = _claim_record(claim, settings, runs, summary, verdict, note, tiny, seeds, data,
+                           differences=(
+        f"Fashion-MNIST (resized to 32x32), not CIFAR-10; a fixed budget of {p.epochs} epochs "
+        "with Section 5's SGD (lr 0.01, momentum 0.9, weight decay 5e-4), no augmentation; the "
+        "paper's network and its training length are given only by cuda-convnet's files."))
+    plots.lrn_small(record, Path(out_dir) / f"{claim.name}.png")
+    return record
+
+
+def _claim_record(claim: Any, settings: dict[str, Any], runs: list[dict[str, Any]],
+                  summary: dict[str, Any], verdict: str, note: str, tiny: bool,
+                  seeds: Sequence[int], data: str, *, differences: str) -> dict[str, Any]:
+    """The claim's JSON record (the fields of records.CLAIM_FIELDS)."""
+    seeds_flag = ",".join(str(s) for s in seeds)
+    data_flag = "" if data == "fashion_mnist" else f" --data={data}"
+    return {"claim": claim.name, "title": claim.title, "section": claim.section,
+            "paper_figure": claim.paper_figure,
+            "paper": {"text": claim.paper, "value": claim.paper_value},
+            "settings": settings, "runs": runs, "summary": summary,
+            "measured": measured_text(summary), "verdict": verdict,
+            "verdict_note": note, "differences": differences,
+            "command": f"python scripts/reproduce.py --claim={claim.name} --seeds={seeds_flag}"
+                       f"{data_flag}{' --tiny' if tiny else ''}",
+            "figure": f"{claim.name}.png", "smoke": tiny}

@@ -1,0 +1,53 @@
+"""Summary statistics of a claim's runs, and the verdict rule.
+
+A difference is a result only if it is at least its standard error: smaller differences are
+"inconclusive" whatever their sign. With one seed there is no standard error, so no verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+INCONCLUSIVE = "inconclusive"
+
+
+def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
+    """{"mean", "std" (sample, n-1), "stderr" (std / sqrt(n)), "n"}; std is None for n < 2."""
+    values = [float(v) for v in values]
+    n = len(values)
+    if not n:
+        return {"mean": None, "std": None, "stderr": None, "n": 0}
+    mean = sum(values) / n
+    if n < 2:
+        return {"mean": mean, "std": None, "stderr": None, "n": n}
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return {"mean": mean, "std": std, "stderr": std / math.sqrt(n), "n": n}
+
+
+def difference(variant: Sequence[float], baseline: Sequence[float]
+               ) -> dict[str, float | int | None]:
+    """mean(variant) - mean(baseline) and its standard error sqrt(se_v^2 + se_b^2)."""
+    v, b = summarize(variant), summarize(baseline)
+    if v["mean"] is None or b["mean"] is None:
+        return {"mean": None, "stderr": None, "n": min(v["n"], b["n"])}
+    stderr = None
+    if v["stderr"] is not None and b["stderr"] is not None:
+        stderr = math.sqrt(v["stderr"] ** 2 + b["stderr"] ** 2)
+    return {"mean": v["mean"] - b["mean"], "stderr": stderr, "n": min(v["n"], b["n"])}
+
+
+def verdict(effect: float | None, stderr: float | None, expected_sign: int) -> str:
+    """The verdict on an effect the paper says has sign `expected_sign` (+1 or -1).
+
+    "inconclusive" when there is no effect or standard error (fewer than 2 runs), or when
+    |effect| < stderr; otherwise "reproduced" if the sign is the paper's, else "not reproduced".
+    The size of the effect is reported beside the verdict, not judged by it.
+    """
+    if expected_sign not in (1, -1):
+        raise ValueError(f"expected_sign={expected_sign} must be +1 or -1.")
+    if effect is None or stderr is None or abs(effect) < stderr:
+        return INCONCLUSIVE
+    return REPRODUCED if effect * expected_sign > 0 else NOT_REPRODUCED

@@ -1,0 +1,202 @@
+"""The claims framework: Figure 1's arithmetic, the statistics and verdict, the CLAIMS.md table,
+the JSON records, resumability, and every claim end to end at a tiny size."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_scripts import _run_no_tf
+
+from keras_alexnet.claims import CLAIMS, run_claim, stats, table, thresholds
+from keras_alexnet.claims.records import CLAIM_FIELDS
+
+
+def _hits_for(errors_per_step, batch_size):
+    """Per-step hit counts whose step errors are `errors_per_step` (exact multiples)."""
+    return [round((1 - e) * batch_size) for e in errors_per_step]
+
+
+def test_block_errors_and_steps_to_threshold_on_a_synthetic_curve():
+    # Error falls by 0.1 every 10 steps from 0.9: blocks of 10 steps give 0.9, 0.8, ..., 0.1.
+    batch, window = 20, 10
+    curve = np.repeat(np.arange(0.9, 0.0, -0.1), window)
+    hits = _hits_for(curve, batch)
+    np.testing.assert_allclose(thresholds.block_errors(hits, batch, window),
+                               np.arange(0.9, 0.0, -0.1), atol=1e-12)
+    # 0.25: the first block at or below it is the 8th (0.2), which ends at step 80.
+    assert thresholds.steps_to_threshold(hits, batch, window, 0.25) == 80
+    assert thresholds.steps_to_threshold(hits, batch, window, 0.3) == 70  # equal counts
+    assert thresholds.steps_to_threshold(hits, batch, window, 0.05) is None
+    # A trailing partial block is not a block.
+    assert len(thresholds.block_errors(hits[:-3], batch, window)) == 8
+
+
+def test_speedup_ratio_and_lower_bound():
+    # ReLU reaches 25% at step 100, tanh at 600: the paper's 6x.
+    assert thresholds.speedup(100, 600, 1000) == (6.0, False)
+    # tanh never got there in its 1000-step budget: at least 10x.
+    assert thresholds.speedup(100, None, 1000) == (10.0, True)
+    assert thresholds.speedup(None, 600, 1000) == (None, False)
+
+
+def test_summarize_matches_numpy():
+    values = [0.12, 0.15, 0.11, 0.2]
+    s = stats.summarize(values)
+    assert s["n"] == 4
+    assert s["mean"] == pytest.approx(np.mean(values))
+    assert s["std"] == pytest.approx(np.std(values, ddof=1))
+    assert s["stderr"] == pytest.approx(np.std(values, ddof=1) / 2)
+    assert stats.summarize([0.3]) == {"mean": 0.3, "std": None, "stderr": None, "n": 1}
+
+
+def test_verdict_rule():
+    # An effect smaller than its standard error is no result, whatever its sign.
+    assert stats.verdict(0.01, 0.02, +1) == stats.INCONCLUSIVE
+    assert stats.verdict(-0.01, 0.02, +1) == stats.INCONCLUSIVE
+    assert stats.verdict(0.03, 0.02, +1) == stats.REPRODUCED
+    assert stats.verdict(-0.03, 0.02, +1) == stats.NOT_REPRODUCED
+    assert stats.verdict(0.03, None, +1) == stats.INCONCLUSIVE  # one seed
+    d = stats.difference([0.13, 0.15], [0.11, 0.11])
+    assert d["mean"] == pytest.approx(0.03)
+    assert d["stderr"] == pytest.approx(np.std([0.13, 0.15], ddof=1) / np.sqrt(2))
+
+
+KNOWN = {
+    "claim": "no_lrn", "title": "LRN lowers the error", "section": "3.3",
+    "paper_figure": "text", "paper": {"text": "LRN lowers top-1 by 1.4 points", "value": 1.4},
+    "settings": {"data": "fashion_mnist", "network": "AlexNet", "budget": "1500 steps per run",
+                 "seeds": [0, 1]},
+    "runs": [], "summary": {"mean": 0.012, "std": 0.004, "stderr": 0.003, "n": 2,
+                            "unit": "points"},
+    "measured": "0.012 ± 0.004 (n=2) points", "verdict": "reproduced",
+    "verdict_note": "a | b", "differences": "Fashion-MNIST.",
+    "command": "python scripts/reproduce.py --claim=no_lrn --seeds=0,1",
+    "figure": "no_lrn.png", "smoke": False,
+}
+
+
+def test_table_generator_turns_known_json_into_markdown():
+    expected = (table.HEADER +
+                "| `no_lrn`: LRN lowers the error | Section 3.3, text | LRN lowers top-1 by "
+                "1.4 points | fashion_mnist; AlexNet; 1500 steps per run; seeds 0,1 | 0.012 ± "
+                "0.004 (n=2) points | **reproduced**: a \\| b | `python scripts/reproduce.py "
+                "--claim=no_lrn --seeds=0,1` |\n")
+    assert table.claims_table([KNOWN]) == expected
+    assert table.measured_text(KNOWN["summary"]) == "0.012 ± 0.004 (n=2) points"
+    assert table.measured_text({"mean": 2.0, "std": None, "n": 1, "lower_bound": True}) == (
+        ">= 2 (one run: no spread) (n=1)")
+
+
+def test_write_claims_markdown_reads_the_json_files(tmp_path):
+    (tmp_path / "no_lrn.json").write_text(json.dumps(KNOWN))
+    text = table.write_claims_markdown(tmp_path, tmp_path / "CLAIMS.md").read_text()
+    assert table.claims_table([KNOWN]) in text
+    assert "![no_lrn](claims/no_lrn.png)" in text
+    assert "`figure1`" in text  # listed as not run yet
+
+
+def _check_record(record, name):
+    assert set(CLAIM_FIELDS) <= set(record)
+    assert record["claim"] == name and record["smoke"] is True
+    assert {"mean", "std", "n"} <= set(record["summary"])
+    assert record["verdict"] in (stats.REPRODUCED, stats.NOT_REPRODUCED, stats.INCONCLUSIVE)
+    assert record["runs"]
+
+
+def _summary_tags(log_dir):
+    import tensorflow as tf
+
+    return {v.tag for f in log_dir.glob("events.out.tfevents.*")
+            for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value}
+
+
+def test_figure1_tiny_end_to_end_and_rerun_skips_finished_runs(tmp_path):
+    record = run_claim("figure1", [0], "fashion_mnist", tmp_path, tiny=True)
+    _check_record(record, "figure1")
+    on_disk = json.loads((tmp_path / "figure1.json").read_text())
+    assert on_disk["summary"] == record["summary"]
+    assert (tmp_path / "figure1.png").stat().st_size > 0
+    for run in record["runs"]:
+        assert run["steps_done"] == len(run["block_errors"]) * 2  # window 2, whole blocks
+    # TensorBoard's HParams dashboard: the claim's config at its root, each run's settings.
+    assert "_hparams_/experiment" in _summary_tags(tmp_path / "figure1")
+    run_logs = tmp_path / "figure1" / record["runs"][0]["name"] / "logs"
+    assert "_hparams_/session_start_info" in _summary_tags(run_logs)
+    assert "error" in _summary_tags(run_logs / "train")
+    # A finished run is read back, not trained again: without its work dir it still counts.
+    runs_dir = tmp_path / "figure1" / "runs"
+    before = {p.name: p.read_text() for p in runs_dir.iterdir()}
+    for run in record["runs"]:
+        for f in (tmp_path / "figure1" / run["name"] / "checkpoints").iterdir():
+            f.unlink()
+    again = run_claim("figure1", [0], "fashion_mnist", tmp_path, tiny=True)
+    assert {p.name: p.read_text() for p in runs_dir.iterdir()} == before
+    assert again["summary"] == record["summary"]
+
+
+def test_small_cnn_resumes_an_interrupted_run(tmp_path):
+    from keras_alexnet.claims.small_cnn import SmallRun, train_small
+    from keras_alexnet.data import open_source
+
+    source = open_source("fashion_mnist", image_size=32)
+    run = SmallRun(batch_size=8, steps_per_epoch=3, eval_batches=1, epochs=1)
+    first = train_small(run, source, tmp_path)
+    assert first["epochs_done"] == 1 and len(first["step_hits"]) == 3
+    # The same run with a longer budget continues from the checkpoint, keeping epoch 1.
+    second = train_small(SmallRun(**{**run.__dict__, "epochs": 2}), source, tmp_path)
+    assert second["epochs_done"] == 2 and len(second["step_hits"]) == 6
+    assert second["step_hits"][:3] == first["step_hits"]
+    assert len(second["test_error"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in CLAIMS if n != "figure1"])
+def test_every_claim_tiny_end_to_end(name, tmp_path):
+    record = run_claim(name, [0, 1], "fashion_mnist", tmp_path, tiny=True)
+    _check_record(record, name)
+    assert (tmp_path / f"{name}.png").stat().st_size > 0
+
+
+def test_list_prints_every_claim_without_tensorflow():
+    out, _, code = _run_no_tf("reproduce", "--list")
+    assert code == 0
+    for name in CLAIMS:
+        assert name in out
+
+
+def test_variant_configs_change_one_switch_each():
+    from keras_alexnet.claims.full_claims import BASELINE, VARIANTS, variant_config
+    from keras_alexnet.config import ABLATIONS
+    from keras_alexnet.train_config import PRESETS, TINY_MODEL
+
+    base = PRESETS["fashion_mnist_demo"]
+    for variant in VARIANTS:
+        changed = variant_config(variant, base)
+        diffs = {k for k, v in changed.to_dict().items() if v != base.to_dict()[k]}
+        expected = {BASELINE: set(), "no_augmentation": {"augment"},
+                    "no_pca_lighting": {"pca_lighting"}}.get(variant, {"model"})
+        assert diffs == expected, variant
+    half = variant_config("one_tower_half", base).model
+    assert half == base.model.replace(**ABLATIONS["one_tower_half"])
+    # A smaller base is halved the same way (conv5 and the fc layers kept, footnote 2).
+    tiny = variant_config("one_tower_half", base.replace(model=TINY_MODEL)).model
+    assert tiny.num_towers == 1 and tiny.conv_filters == (4, 8, 8, 8, 16)
+
+
+def test_pca_lighting_switch_keeps_crops_and_flips():
+    from keras_alexnet.data import open_source
+
+    source = open_source("fashion_mnist", image_size=40)
+    on, y_on = next(iter(source.train_dataset(8, 32, seed=5, epoch=1)))
+    off, y_off = next(iter(source.train_dataset(8, 32, seed=5, epoch=1, pca_lighting=False)))
+    np.testing.assert_array_equal(y_on, y_off)
+    # Section 4.1's lighting adds one RGB vector to every pixel of an image: the same crops and
+    # flips differ by a per-image constant, and nothing else.
+    shift = (on - off).numpy()
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:, :1, :1, :], shift.shape),
+                               atol=1e-3)
+    assert np.abs(shift[:, 0, 0, :]).max() > 0
+    plain = next(iter(source.train_dataset(8, 32, seed=5, epoch=1, augment=False)))[0]
+    assert not np.allclose(plain, off)  # crops/flips are still on without lighting
