@@ -127,6 +127,12 @@ PAPER_ABLATION_PARAMS = {
     "one_tower_half": 59_798_312,
     # A sixth conv layer, 3x3, 128 maps in and 128 out per tower: 2 * (3*3*128*128 + 128).
     "conv6": 60_965_224 + 295_168,
+    # Section 7, no conv3: its 2 * (3*3*256*192 + 192) = 885,120 go, and conv4 now reads all
+    # 256 of conv2's maps: 2 * 3*3*(256 - 192)*192 = 221,184 more.
+    "no_conv3": 60_965_224 - 885_120 + 221_184,
+    # No conv4: its 2 * (3*3*192*192 + 192) = 663,936 go; conv5 reads conv3's 192 maps per
+    # tower, as many as conv4 gave it.
+    "no_conv4": 60_965_224 - 663_936,
 }
 
 
