@@ -151,12 +151,18 @@ def test_small_cnn_resumes_an_interrupted_run(tmp_path):
     assert len(second["test_error"]) == 2
 
 
+@pytest.fixture(scope="module")
+def claims_dir(tmp_path_factory):
+    """One out_dir for every claim, as a user's: the full-network claims share the baseline."""
+    return tmp_path_factory.mktemp("claims")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in CLAIMS if n != "figure1"])
-def test_every_claim_tiny_end_to_end(name, tmp_path):
-    record = run_claim(name, [0, 1], "fashion_mnist", tmp_path, tiny=True)
+def test_every_claim_tiny_end_to_end(name, claims_dir):
+    record = run_claim(name, [0, 1], "fashion_mnist", claims_dir, tiny=True)
     _check_record(record, name)
-    assert (tmp_path / f"{name}.png").stat().st_size > 0
+    assert (claims_dir / f"{name}.png").stat().st_size > 0
 
 
 def test_list_prints_every_claim_without_tensorflow():
