@@ -7,15 +7,17 @@ sends encoded image bytes and gets the top-5 classes back. It loads with plain
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging as absl_logging
 
 from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.data import augment as aug
@@ -158,6 +160,23 @@ def _signatures(module: _ServingModule) -> dict[str, tf.types.experimental.Concr
             "features": features.get_concrete_function()}
 
 
+@contextlib.contextmanager
+def _tf_info_silenced() -> Iterator[None]:
+    """TensorFlow's INFO logs off while it writes a SavedModel.
+
+    Its signature serializer logs, per signature, every captured variable ("contains input
+    name(s) input_1, input_2, ...": about 900 characters for AlexNet), then shard timings and
+    fingerprint paths: nothing a user can act on. Warnings and errors still show.
+    """
+    # absl's logger: TensorFlow's SavedModel modules log through absl directly.
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(min(verbosity, absl_logging.WARNING))
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(verbosity)
+
+
 def default_model_name(data: str) -> str:
     """The export's model name for a run on `data` (a source spec): the dataset's name.
 
@@ -259,7 +278,7 @@ def export_savedmodel(
         saved = tmp / "model"
         with phase("Tracing the serving signatures", progress):
             signatures = _signatures(module)
-        with phase(f"Writing the SavedModel to {target}", progress):
+        with phase(f"Writing the SavedModel to {target}", progress), _tf_info_silenced():
             tf.saved_model.save(module, str(saved), signatures=signatures)
         os.rename(saved, target)
     except OSError as e:
