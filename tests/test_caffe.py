@@ -194,6 +194,7 @@ def imported_run(tmp_path_factory, small_weights):
     return dict(root=root, run=root / "run", bgr=bgr, wnids=wnids)
 
 
+@pytest.mark.slow  # a subprocess that loads TensorFlow
 def test_script_writes_a_run_dir_the_other_scripts_read(imported_run, small_weights):
     run = imported_run["run"]
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
@@ -207,6 +208,7 @@ def test_script_writes_a_run_dir_the_other_scripts_read(imported_run, small_weig
     assert json.loads((run / "config.json").read_text())["model"]["pool_before_lrn"] is False
 
 
+@pytest.mark.slow  # a subprocess that loads TensorFlow
 def test_script_bad_file_and_bad_flags(tmp_path, small_weights):
     bad = _bad_files(tmp_path, small_weights)["wrong_shape"]
     proc = _run_script(f"--caffemodel={bad}", f"--out={tmp_path / 'run'}")

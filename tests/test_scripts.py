@@ -238,6 +238,7 @@ def garbage_model(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow  # a subprocess that loads TensorFlow
 @pytest.mark.parametrize("script", ["evaluate", "visualize"])
 def test_corrupt_keras_file_says_corrupt(script, garbage_model, tmp_path):
     flag = "--checkpoint" if script == "evaluate" else "--model"
@@ -248,6 +249,7 @@ def test_corrupt_keras_file_says_corrupt(script, garbage_model, tmp_path):
     assert "is corrupt or not a .keras file" in line and "not found" not in line.lower()
 
 
+@pytest.mark.slow  # a subprocess that loads TensorFlow
 def test_export_empty_checkpoint_dir_says_no_checkpoint(tmp_path):
     empty = tmp_path / "checkpoints"
     empty.mkdir()
@@ -256,6 +258,7 @@ def test_export_empty_checkpoint_dir_says_no_checkpoint(tmp_path):
     assert f"No checkpoint found at {str(empty)!r}" in _one_error_line(p.stderr)
 
 
+@pytest.mark.slow  # a subprocess that loads TensorFlow
 def test_demo_on_corrupt_fashion_mnist(tmp_path):
     """Data the demo cannot use is one line, not a traceback (and no training starts)."""
     import gzip
@@ -271,6 +274,7 @@ def test_demo_on_corrupt_fashion_mnist(tmp_path):
     assert "is not a Fashion-MNIST IDX file" in _one_error_line(p.stderr)
 
 
+@pytest.mark.slow  # a subprocess that loads TensorFlow
 def test_prepare_imagenet_on_non_images(tmp_path):
     """A folder of non-images: broken.tsv says why per file; no empty shards are left."""
     root = tmp_path / "in"

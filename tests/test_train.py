@@ -335,6 +335,7 @@ def test_sigint_saves_after_the_step_and_the_rerun_continues_exactly(tmp_path):
     assert read_train_log(broken) == read_train_log(whole)  # bit-identical losses
 
 
+@pytest.mark.slow  # a subprocess that loads TensorFlow
 def test_demo_script_end_to_end(tmp_path):
     # The README's demo with the tiny network and a budget of about one step: it trains,
     # evaluates all 10k test images (center) and some ten-crop, exports, prints where to look.
