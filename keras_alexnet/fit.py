@@ -36,7 +36,7 @@ def compile_for_training(config: TrainConfig) -> keras.Model:
     with dtype_policy(resolve_precision(config.precision)):
         model = build_alexnet(config.model.replace(classifier_activation=None))
     if config.init_from:
-        init_from_file(model, config.init_from)
+        init_from_file(model, config.init_from, config.data_classes)
     freeze_layers(model, config.freeze)  # before compile: the optimizer sees trainables only
     k = top5_k(config.model.num_classes)
     model.compile(

@@ -140,7 +140,7 @@ def train(
     checkpoints = RunCheckpoints(state, write_dir, read_dir=work_dir,
                                  max_to_keep=config.keep_checkpoints)
     if checkpoints.restore(work_dir / CONFIG_FILE) is None and config.init_from:
-        _init_fresh_run(model, config.init_from, strategy)
+        _init_fresh_run(model, config, strategy)
     # Written once the checkpoint (if any) is known to fit this config.
     write_text_atomic(write_dir / CONFIG_FILE, config.to_json() + "\n")
     truncate_train_log(write_dir / LOG_FILE, int(state.step))
@@ -212,11 +212,12 @@ def make_train_step(
     return train_step
 
 
-def _init_fresh_run(model: keras.Model, init_from: str,
+def _init_fresh_run(model: keras.Model, config: TrainConfig,
                     strategy: tf.distribute.Strategy) -> None:
     """Starts a fine-tuning run from `init_from`; only a run with no checkpoint gets here."""
+    init_from = config.init_from
     with strategy.scope():
-        copied = init_from_file(model, init_from)
+        copied = init_from_file(model, init_from, config.data_classes)
     logging.info("Started from %s: %d layers copied (%s); fc8 %s.", init_from, len(copied),
                  ", ".join(copied), "copied" if "fc8" in copied else "initialised afresh")
 

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from keras_alexnet.model import _WEIGHTLESS_FIELDS, AlexNet, build_alexnet, tower_suffix
+from keras_alexnet.run_files import MODEL_FILE
 
 # Layers with weights, by their base name (towers add _t0, _t1).
 _WEIGHTED = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "fc6", "fc7")
-# The file of a training run's work dir that init_from may name by its folder.
-_RUN_MODEL = "model.keras"
 _INIT_SUFFIXES = (".keras", ".weights.h5", ".caffemodel")
 
 
@@ -96,10 +95,10 @@ def resolve_init_path(init_from: str | os.PathLike) -> Path:
     """
     path = Path(init_from)
     if path.is_dir():
-        if not (path / _RUN_MODEL).is_file():
-            raise ValueError(f"init_from={str(init_from)!r}: the folder holds no {_RUN_MODEL} "
+        if not (path / MODEL_FILE).is_file():
+            raise ValueError(f"init_from={str(init_from)!r}: the folder holds no {MODEL_FILE} "
                              "(a training run writes it when it stops); name a weights file.")
-        return path / _RUN_MODEL
+        return path / MODEL_FILE
     if not str(path).endswith(_INIT_SUFFIXES):
         raise ValueError(f"init_from={str(init_from)!r}: pass a {', '.join(_INIT_SUFFIXES)} "
                          "file or a run dir holding model.keras.")
@@ -108,17 +107,21 @@ def resolve_init_path(init_from: str | os.PathLike) -> Path:
     return path
 
 
-def init_from_file(model: AlexNet, init_from: str | os.PathLike) -> list[str]:
+def init_from_file(model: AlexNet, init_from: str | os.PathLike,
+                   data_classes: Sequence[int] | None = None) -> list[str]:
     """Copies the weights of a trained network into `model`, the start of a fine-tuning run.
 
-    Every layer with weights is copied, except fc8 when the trained network has another
-    number of classes: `model`'s own fc8 (freshly initialised, Section 5) is then kept, as in
-    `finetune_model`. A `.weights.h5` file holds no architecture; it is read as `model`'s
-    network, so it must have `model`'s classes (use a `.keras` file to change them).
+    Every layer with weights is copied, except fc8 when the trained network was trained on
+    other classes: another number of them, or (as its run's config.json says) another
+    `data_classes` selection than `data_classes`, e.g. Fashion-MNIST's 0-4 for a run on 5-9.
+    `model`'s own fc8 (freshly initialised, Section 5) is then kept, as in `finetune_model`.
+    A `.weights.h5` file holds no architecture; it is read as `model`'s network, so it must
+    have `model`'s classes (use a `.keras` file to change them).
 
     Args:
       model: the network to start (built from the run's config, e.g. with logits).
       init_from: a .keras / .weights.h5 / .caffemodel file, or a run dir with model.keras.
+      data_classes: the classes the new run trains on (TrainConfig.data_classes).
 
     Returns:
       The names of the layers whose weights were copied.
@@ -141,11 +144,27 @@ def init_from_file(model: AlexNet, init_from: str | os.PathLike) -> list[str]:
         sets = " ".join(f"model.{f}={_as_override(v)}" for f, v in sorted(differ.items()))
         raise ValueError(f"init_from={str(init_from)!r} is another network; to fine-tune it, "
                          f"set {sets}.")
+    same_task = (found.num_classes == config.num_classes
+                 and _trained_classes(path) == _as_classes(data_classes))
     copied = [layer.name for layer in model.layers if layer.weights and
-              (layer.name != "fc8" or found.num_classes == config.num_classes)]
+              (layer.name != "fc8" or same_task)]
     for name in copied:
         model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
     return copied
+
+
+def _trained_classes(path: Path) -> tuple[int, ...] | None:
+    """The `data_classes` of the run that wrote `path` (its config.json), if it names any."""
+    from keras_alexnet.loading import read_run_config
+
+    try:
+        return _as_classes(read_run_config(path).get("data_classes"))
+    except ValueError:  # no config.json: a file from elsewhere, e.g. Caffe's
+        return None
+
+
+def _as_classes(classes: Sequence[int] | None) -> tuple[int, ...] | None:
+    return None if classes is None else tuple(int(c) for c in classes)
 
 
 def _as_override(value: object) -> str:

@@ -180,6 +180,23 @@ def test_same_num_classes_keeps_fc8(tmp_path, init_file, source):
                                rtol=1e-6)
 
 
+def test_same_num_classes_of_other_classes_gets_a_fresh_fc8(tmp_path, source):
+    """Classes 0-4 -> 5-9 (5 each): the old classifier's rows mean other classes; not copied."""
+    from keras_alexnet.transfer import init_from_file
+
+    keras.utils.set_random_seed(2)
+    pretrained = tmp_path / "pretrain"
+    pretrained.mkdir()
+    build_alexnet(TINY_MODEL.replace(num_classes=5)).save(pretrained / "model.keras")
+    (pretrained / "config.json").write_text(
+        preset("tiny").replace(model=TINY_MODEL.replace(num_classes=5),
+                               data_classes=(0, 1, 2, 3, 4)).to_json())
+    model = build_alexnet(TINY_MODEL.replace(num_classes=5))
+    assert "fc8" not in init_from_file(model, pretrained, data_classes=NEW)
+    assert "fc8" in init_from_file(model, pretrained, data_classes=(0, 1, 2, 3, 4))
+    assert "fc7_t0" in init_from_file(model, pretrained, data_classes=NEW)
+
+
 def one_line(fn):
     with pytest.raises(ValueError) as e:
         fn()
