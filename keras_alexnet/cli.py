@@ -82,9 +82,9 @@ def _run_failures() -> tuple[type[BaseException], ...]:
     kinds: list[type[BaseException]] = [RunError, ValueError, OSError, TimeoutError]
     if "tensorflow" in sys.modules:  # an op error can only come from a loaded TensorFlow
         kinds.append(sys.modules["tensorflow"].errors.OpError)
-    train = sys.modules.get("keras_alexnet.train")
-    if train is not None:
-        kinds.append(train.NonFiniteLossError)
+    checkpoint = sys.modules.get("keras_alexnet.checkpoint")  # where NonFiniteLossError lives
+    if checkpoint is not None:
+        kinds.append(checkpoint.NonFiniteLossError)
     return tuple(kinds)
 
 

@@ -54,5 +54,6 @@ class StopSignals:
 
     def _restore(self) -> None:
         for s, handler in self._previous.items():
-            signal.signal(s, handler)
+            if handler is not None:  # None: set from C, not restorable from Python
+                signal.signal(s, handler)
         self._previous = {}

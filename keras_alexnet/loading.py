@@ -16,7 +16,8 @@ import tensorflow as tf
 # Importing these registers AlexNet, its layers and PaperSGD for keras.saving.
 import keras_alexnet.optim  # noqa: F401
 from keras_alexnet.config import AlexNetConfig
-from keras_alexnet.model import build_alexnet
+from keras_alexnet.model import AlexNet
+from keras_alexnet.precision import resolve
 from keras_alexnet.run_files import CONFIG_FILE
 
 
@@ -129,9 +130,6 @@ def load_model(path: str | os.PathLike, config: AlexNetConfig | None = None,
 
 def with_precision(model: keras.Model, precision: str) -> keras.Model:
     """`model` (an AlexNet) computing in `precision`: itself, or a copy with its weights."""
-    from keras_alexnet.model import AlexNet
-    from keras_alexnet.precision import resolve
-
     policy = resolve(precision)
     if not isinstance(model, AlexNet):
         raise ValueError(f"precision={precision!r} needs an AlexNet from build_alexnet, got "
@@ -162,7 +160,8 @@ def model_from_checkpoint(checkpoint_dir: str | os.PathLike,
                          "or a checkpoint prefix such as ckpt-12.")
     if config is None:
         config = find_config(path)
-    model = build_alexnet(config)
+    # As the run computed: its config.json's precision (float32 when it names none).
+    model = AlexNet(config, precision=resolve(_run_or_empty(path).get("precision", "float32")))
     status = tf.train.Checkpoint(model=model_state(model)).restore(prefix).expect_partial()
     try:
         status.assert_existing_objects_matched()

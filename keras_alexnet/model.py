@@ -160,7 +160,8 @@ def _with_weights(config: AlexNetConfig | None, tower_devices: Sequence[str] | N
         if not isinstance(loaded, AlexNet):
             raise ValueError(f"{path} holds a {type(loaded).__name__}, not an AlexNet "
                              "from build_alexnet.")
-        model = AlexNet(_merge(config, loaded.alexnet_config, path), tower_devices=tower_devices)
+        model = AlexNet(_merge(config, loaded.alexnet_config, path), tower_devices=tower_devices,
+                        precision=loaded.precision)  # computes as the saved model did
         model.set_weights(loaded.get_weights())
         return model
     raise ValueError(f"weights={path!r}: pass a .keras, .weights.h5 or .caffemodel file.")

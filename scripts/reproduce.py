@@ -13,6 +13,8 @@ regenerates <docs_dir>/CLAIMS.md from every JSON there.
 
 from __future__ import annotations
 
+import importlib.util
+
 from absl import flags
 
 from keras_alexnet import cli
@@ -51,6 +53,8 @@ def main(argv: list[str]) -> None:
         raise cli.UsageError(f"--seeds={_SEEDS.value!r} must list distinct integers, e.g. 0,1.")
     if _BUDGET.value is not None and _BUDGET.value < 1:
         raise cli.UsageError(f"--budget_steps={_BUDGET.value} must be at least 1.")
+    if importlib.util.find_spec("matplotlib") is None:  # checked before hours of training
+        raise cli.UsageError("The claims' figures need matplotlib: pip install -e '.[plot]'.")
     cli.load_tensorflow()  # after the flag checks
     from keras_alexnet.claims import publish, run_claim
 

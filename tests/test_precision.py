@@ -103,6 +103,10 @@ def test_bf16_run_saves_a_bf16_model_that_reloads(tmp_path):
     x = np.zeros((1, 67, 67, 3), "float32")
     np.testing.assert_allclose(loaded(x).numpy(), result.model(x).numpy(), rtol=1e-6)
     assert np.isfinite(result.history[-1]["val_loss"])
+    # The run's checkpoints restore into the precision it trained in (its config.json's).
+    restored = load_model(result.checkpoint_dir)
+    assert restored.get_layer("conv2_t0").dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_allclose(restored(x).numpy(), result.model(x).numpy(), rtol=1e-6)
 
 
 def test_a_float32_model_served_in_bf16(tmp_path):

@@ -204,10 +204,10 @@ def run_lrn_small(seeds: Sequence[int], data: str, out_dir: str | Path, *,
     failed = {r["seed"] for r in runs if r["diverged"]}
     trained = {flag: [e for s, e in zip(seeds, errors[flag]) if s not in failed]
                for flag in (True, False)}
-    diff = stats.difference(trained[False], trained[True])
+    # Paired by seed (same data order and init of the shared layers): the per-seed differences'
+    # mean and standard error.
+    diff = stats.summarize([a - b for a, b in zip(trained[False], trained[True])])
     summary = {**diff, "unit": "test error, no LRN - LRN (fraction: 0.01 = 1 point)",
-               "std": stats.summarize([a - b for a, b in zip(trained[False], trained[True])])[
-                   "std"],
                "with_lrn": stats.summarize(trained[True]),
                "without_lrn": stats.summarize(trained[False]),
                "diverged_seeds": sorted(failed)}

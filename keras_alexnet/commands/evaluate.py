@@ -11,6 +11,7 @@ import math
 from absl import flags, logging
 
 from keras_alexnet import cli
+from keras_alexnet.precision import PRECISIONS
 
 _CHECKPOINT = flags.DEFINE_multi_string(
     "checkpoint", None, "Model to evaluate: a .keras file or a training run's checkpoints/ "
@@ -23,7 +24,7 @@ _DATA = flags.DEFINE_string(
 )
 _CENTER_CROP = flags.DEFINE_bool("center_crop", True, "Evaluate on the center crop.")
 _PRECISION = flags.DEFINE_enum(
-    "precision", None, ["float32", "mixed_bfloat16", "auto"],
+    "precision", None, list(PRECISIONS),
     "Compute in this precision; default: the one each model was trained in.")
 _TEN_CROP = flags.DEFINE_bool(
     "ten_crop", False, "Also evaluate averaging the softmax over ten crops (Section 4.1)."

@@ -9,6 +9,7 @@ from __future__ import annotations
 from absl import flags, logging
 
 from keras_alexnet import cli
+from keras_alexnet.precision import PRECISIONS
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras model file (model.save).")
 _CHECKPOINT = flags.DEFINE_string(
@@ -25,7 +26,7 @@ _VERSION = flags.DEFINE_integer("version", None, "Version number; default: the n
 _TEN_CROP = flags.DEFINE_bool(
     "ten_crop", False, "Serve the average over ten crops (Section 4.1) instead of the center.")
 _PRECISION = flags.DEFINE_enum(
-    "precision", "float32", ["float32", "mixed_bfloat16", "auto"],
+    "precision", "float32", list(PRECISIONS),
     "What the signatures compute in: float32 (whatever the model was trained in), or "
     "mixed_bfloat16 (bf16 convolutions and matmuls; fc8, LRN and the softmax in float32).")
 
