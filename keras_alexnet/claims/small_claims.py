@@ -161,10 +161,11 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
         "(90%) to the ~18% test error of cuda-convnet's CIFAR-10 network; small CNNs reach "
         "~9-10% on Fashion-MNIST, where the same fraction is ~17% and 25/18 of the final error "
         "~13%; the ratio is also shown over "
-        f"{min(p.thresholds):.0%}-{max(p.thresholds):.0%}; momentum 0.9 SGD, the learning "
-        f"rate picked from {list(p.learning_rates)} on the first seed; training error over "
-        f"{p.window}-step blocks instead of per epoch; runs capped at {p.max_epochs} epochs (a "
-        "tanh run that does not reach the threshold gives a lower bound, marked >=)."))
+        f"{min(p.thresholds):.0%}-{max(p.thresholds):.0%}; momentum {PAPER_MOMENTUM:g} SGD, "
+        f"the learning rate picked from {list(p.learning_rates)} on the first seed; training "
+        f"error over {p.window}-step blocks instead of per epoch; runs capped at "
+        f"{p.max_epochs} epochs (a tanh run that does not reach the threshold gives a lower "
+        "bound, marked >=)."))
     plots.figure1(record, Path(out_dir) / f"{claim.name}.png")
     return record
 
@@ -231,7 +232,8 @@ def run_lrn_small(seeds: Sequence[int], data: str, out_dir: str | Path, *,
     record = _claim_record(claim, settings, runs, summary, verdict, note, tiny, seeds, data,
                            differences=(
         f"Fashion-MNIST (resized to 32x32), not CIFAR-10; a fixed budget of {p.epochs} epochs "
-        "with Section 5's SGD (lr 0.01, momentum 0.9, weight decay 5e-4), no augmentation; the "
+        f"with Section 5's SGD (lr {p.learning_rate:g}, momentum {p.momentum:g}, weight decay "
+        f"{p.weight_decay:g}), no augmentation; the "
         "paper's network and its training length are given only by cuda-convnet's files."))
     plots.lrn_small(record, Path(out_dir) / f"{claim.name}.png")
     return record

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.checkpoint import model_state
-from keras_alexnet.config import AlexNetConfig
+from keras_alexnet.config import PAPER_LEARNING_RATE, PAPER_MOMENTUM, AlexNetConfig
 from keras_alexnet.files import write_text_atomic
 from keras_alexnet.layers import LocalResponseNormalization
 from keras_alexnet.optim import PaperSGD
@@ -75,8 +75,8 @@ class SmallRun:
 
     activation: str = "relu"
     use_lrn: bool = True
-    learning_rate: float = 0.01
-    momentum: float = 0.9
+    learning_rate: float = PAPER_LEARNING_RATE
+    momentum: float = PAPER_MOMENTUM
     weight_decay: float = 0.0
     batch_size: int = 128
     input_size: int = 32
