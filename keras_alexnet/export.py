@@ -24,6 +24,7 @@ from keras_alexnet.data import augment as aug
 from keras_alexnet.data.pipeline import augment_center
 from keras_alexnet.data.sources import resize_and_center_crop
 from keras_alexnet.evaluate import top5_k
+from keras_alexnet.layers import portable_lrn
 from keras_alexnet.model import AlexNet
 from keras_alexnet.progress import phase
 
@@ -276,9 +277,12 @@ def export_savedmodel(
             + "".join(f"{i}\t{w}\t{n}\n" for i, (w, n) in enumerate(zip(wnids, class_names))))
         module = _ServingModule(model, config, class_names, mean_image, ten_crop, asset_dir)
         saved = tmp / "model"
-        with phase("Tracing the serving signatures", progress):
+        # TF's own LRN kernel in the graph, not XLA: TF Serving runs XLA functions only with
+        # --xla_cpu_compilation_enabled, off by default.
+        with phase("Tracing the serving signatures", progress), portable_lrn():
             signatures = _signatures(module)
-        with phase(f"Writing the SavedModel to {target}", progress), _tf_info_silenced():
+        with (phase(f"Writing the SavedModel to {target}", progress), _tf_info_silenced(),
+              portable_lrn()):
             tf.saved_model.save(module, str(saved), signatures=signatures)
         os.rename(saved, target)
     except OSError as e:

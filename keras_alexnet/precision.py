@@ -2,8 +2,8 @@
 
 Under "mixed_bfloat16" (Keras' dtype policy of that name) convolutions, matmuls, ReLU, pooling
 and dropout compute in bfloat16, while variables, gradients, PaperSGD's update, the loss and
-the softmax stay float32; LRN computes in float32 too (model.py: TF has no bfloat16 LRN kernel
-on CPU, and a bf16 sum of squares loses most of its precision).
+the softmax stay float32; LRN takes and returns bfloat16 but computes its window sums and
+power in float32 (layers.py), and fc8 computes in float32 (model.py).
 
 "auto" picks bfloat16 only where the hardware computes it natively (AVX512-BF16 or AMX on
 x86, compute capability >= 8.0 on NVIDIA GPUs) *and* training in bfloat16 has been shown to

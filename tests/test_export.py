@@ -314,3 +314,18 @@ def test_tower_placement_is_not_baked_into_the_export(tmp_path):
     x = np.random.default_rng(0).normal(0, 50, (2, 67, 67, 3)).astype(np.float32)
     got = tf.saved_model.load(str(path)).signatures["predict_images"](images=tf.constant(x))
     np.testing.assert_allclose(got["probabilities"].numpy(), placed(x).numpy(), atol=1e-6)
+
+
+def test_export_uses_tf_lrn_kernel_not_xla(tmp_path):
+    """Training and inference run LRN as XLA functions; a SavedModel must not need XLA (TF
+    Serving runs XLA-compiled functions only with --xla_cpu_compilation_enabled)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = _model(TINY, seed=1)
+    path = export_savedmodel(model, tmp_path, class_names=NAMES, mean_image=_mean_image())
+    proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+    graph = proto.meta_graphs[0].graph_def
+    functions = graph.library.function
+    ops = {n.op for n in graph.node} | {n.op for f in functions for n in f.node_def}
+    assert "LRN" in ops
+    assert not [f.signature.name for f in functions if f.attr["_XlaMustCompile"].b]

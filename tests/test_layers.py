@@ -1,10 +1,14 @@
 """LocalResponseNormalization against a NumPy transcription of the paper's formula (3.3)."""
 
+import contextlib
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_alexnet import AlexNetConfig, LocalResponseNormalization, build_alexnet
+from keras_alexnet.layers import portable_lrn
 
 
 def lrn_numpy(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
@@ -25,6 +29,52 @@ def test_lrn_matches_paper_formula(channels):
     a = rng.uniform(0, 60, size=(2, 5, 4, channels)).astype(np.float32)
     got = LocalResponseNormalization()(a)
     np.testing.assert_allclose(np.asarray(got), lrn_numpy(a), rtol=2e-5)
+
+
+def lrn_grad_numpy(a, g, n=5, k=2.0, alpha=1e-4, beta=0.75):
+    """dL/da for b = lrn_numpy(a) and dL/db = g, by the chain rule written out per channel."""
+    a, g = a.astype(np.float64), g.astype(np.float64)
+    N = a.shape[-1]
+    d = np.stack([k + alpha * np.sum(a[..., max(0, i - n // 2) : i + n // 2 + 1] ** 2, axis=-1)
+                  for i in range(N)], axis=-1)
+    grad = g * d**-beta
+    for i in range(N):  # b_i depends on a_j for j in i's window
+        for j in range(max(0, i - n // 2), min(N, i + n // 2 + 1)):
+            db_i_da_j = -beta * d[..., i] ** (-beta - 1) * alpha * 2 * a[..., j] * a[..., i]
+            grad[..., j] += g[..., i] * db_i_da_j
+    return grad
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_lrn_gradient_matches_the_chain_rule(portable):
+    rng = np.random.default_rng(3)
+    a = rng.uniform(-60, 60, size=(2, 3, 4, 9)).astype(np.float32)
+    g = rng.normal(size=a.shape).astype(np.float32)
+    x = tf.constant(a)
+    with tf.GradientTape() as tape, (portable_lrn() if portable else contextlib.nullcontext()):
+        tape.watch(x)
+        y = LocalResponseNormalization()(x)
+    got = tape.gradient(y, x, output_gradients=tf.constant(g))
+    np.testing.assert_allclose(got.numpy(), lrn_grad_numpy(a, g), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(y.numpy(), lrn_numpy(a), rtol=2e-5)
+
+
+def test_bf16_lrn_sums_in_float32():
+    # Large activations: the window sum dominates bias, so a bfloat16 sum (8-bit mantissa)
+    # would be off by up to 2**-8 relative; computed in float32 the output is the exact
+    # result rounded once to bfloat16.
+    rng = np.random.default_rng(4)
+    a = tf.cast(rng.uniform(100, 400, size=(2, 3, 3, 16)).astype(np.float32), tf.bfloat16)
+    layer = LocalResponseNormalization(dtype="mixed_bfloat16")
+    exact = lrn_numpy(tf.cast(a, tf.float32).numpy())
+    want = tf.cast(tf.cast(exact, tf.float32), tf.bfloat16).numpy().astype(np.float32)
+    for context in (contextlib.nullcontext(), portable_lrn()):
+        with context:
+            got = layer(a)
+        assert got.dtype == tf.bfloat16
+        # Within one rounding of the exact value (bf16's half-ulp is 2**-9 relative).
+        np.testing.assert_allclose(tf.cast(got, tf.float32).numpy(), want, rtol=2**-8)
+        assert np.mean(tf.cast(got, tf.float32).numpy() == want) > 0.95
 
 
 def test_lrn_other_constants_and_serialization():
