@@ -84,8 +84,8 @@ def build_model(spec: dict[str, Any], mode: str,
     config = AlexNetConfig.from_dict(spec["config"])
     if mode == "train":
         config = config.replace(classifier_activation=None)  # the loss takes logits
-    # The library's precision rule: the layers keep the policy they are built with (LRN, fc8
-    # and the softmax float32 under mixed_bfloat16), variables stay float32.
+    # The library's precision rule: the layers keep the policy they are built with (fc8 and
+    # the softmax float32 under mixed_bfloat16, LRN's sums float32), variables stay float32.
     with dtype_policy(spec["precision"]):
         model = build_alexnet(config, tower_devices=tower_devices)
     return model, config

@@ -251,8 +251,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"input {mdl['input_size']}; XLA jit_compile={s['jit_compile']}, jit_update="
         f"{s['jit_update']}; median (min–max) of "
         f"{s['repeats']} alternating runs, warm-up excluded."
-        + (" bf16: Keras under the `mixed_bfloat16` dtype policy (LRN, fc8 and the softmax in "
-           "float32), PyTorch under `torch.autocast(bfloat16)`; fp32 variables in both. "
+        + (" bf16: Keras under the `mixed_bfloat16` dtype policy (LRN's sums, fc8 and the "
+           "softmax in float32), PyTorch under `torch.autocast(bfloat16)`; fp32 variables in both. "
            "Each row's % of ceiling is against its own precision's matmul ceiling."
            if MIXED_BF16 in s["precisions"] else ""),
         "",

@@ -34,8 +34,8 @@ TORCH_VARIANTS = ("grouped", "split", "grouped+cl", "split+cl")
 DIST_MODES = ("towers", "mirrored")
 DIST_BASELINE = "single"
 BACKENDS = ("tensorflow", "jax")
-# Keras runs under the dtype policy of that name (keras_alexnet.precision: LRN, fc8 and the
-# softmax stay float32); PyTorch under torch.autocast(bfloat16) for mixed_bfloat16.
+# Keras runs under the dtype policy of that name (keras_alexnet.precision: LRN's sums, fc8
+# and the softmax stay float32); PyTorch under torch.autocast(bfloat16) for mixed_bfloat16.
 PRECISIONS = (FLOAT32, MIXED_BF16)
 # A network small enough for the end-to-end test; it keeps both towers and both LRN layers.
 TINY_CONFIG = AlexNetConfig(input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32),

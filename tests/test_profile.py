@@ -1,0 +1,45 @@
+"""benchmarks.profile: the per-op-type profile of a step and the oneDNN kernel summary."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.profile import onednn_kernels
+
+ROOT = Path(__file__).resolve().parents[1]
+
+VERBOSE = """\
+onednn_verbose,v1,info,cpu,runtime:threadpool,nthr:2
+onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx10_1_512_amx,forward_training,src:bf16,,alg:convolution_direct,mb128_ic3oc48,45.25
+onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx10_1_512_amx,forward_training,src:bf16,,alg:convolution_direct,mb128_ic48oc128,18.75
+onednn_verbose,v1,primitive,create:cache_miss,cpu,convolution,brg_conv_fwd:avx10_1_512_amx,forward_training,src:bf16,,,mb128,0.5
+onednn_verbose,v1,primitive,exec,cpu,gemm_api,,undef,src_f32::blocked:ab:f0,,,2664x48:48x48,21.0
+some other line, exec, 3.0
+"""
+
+
+def test_onednn_kernels_sums_exec_lines_per_kernel():
+    assert onednn_kernels(VERBOSE) == {
+        "convolution brg_conv_fwd:avx10_1_512_amx": (64.0, 2),  # creation lines not counted
+        "gemm_api": (21.0, 1),
+    }
+
+
+@pytest.mark.slow
+def test_profile_of_a_tiny_step_lists_its_ops_and_kernels():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profile", "--preset=tiny", "--batch_size=2",
+         "--precision=float32", "--steps=1", "--onednn"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "train step, batch 2, float32:" in out
+    table = out.split("oneDNN kernels")[0]
+    # The step's convolutions and their weight gradients are profiled ops (names vary with
+    # TF's oneDNN rewrite: Conv2D or _MklNative...Conv2D...).
+    assert "Conv2D" in table and "BackpropFilter" in table
+    assert "oneDNN kernels over 2 steps" in out and "convolution " in out.split("oneDNN")[-1]
