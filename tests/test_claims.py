@@ -114,6 +114,7 @@ def _summary_tags(log_dir):
             for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value}
 
 
+@pytest.mark.slow
 def test_figure1_tiny_end_to_end_and_rerun_skips_finished_runs(tmp_path):
     record = run_claim("figure1", [0], "fashion_mnist", tmp_path, tiny=True)
     _check_record(record, "figure1")

@@ -162,12 +162,14 @@ def test_towers_training_equals_single_device_training():
 # ---------------------------------------------------------------- mirrored
 
 
+@pytest.mark.slow
 def test_mirrored_two_replicas_equal_one_device_with_the_global_batch():
     strategy, _ = kd.make_strategy("mirrored", num_towers=2)
     got = dist_worker.run("mirrored", None, STEPS, BATCH, strategy=strategy)
     assert_same_run(got, reference(STEPS), STEPS)
 
 
+@pytest.mark.slow
 def test_train_entry_point_mirrored_equals_default_strategy(tmp_path):
     """keras_alexnet.train.train itself, given a MirroredStrategy, learns what one device does."""
     config = TrainConfig(model=dist_worker.TINY.replace(classifier_activation="softmax"),
@@ -187,6 +189,7 @@ def test_train_entry_point_mirrored_equals_default_strategy(tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first,second", [("mirrored", "single"), ("single", "mirrored"),
                                           ("towers", "mirrored")])
 def test_checkpoint_from_one_mode_resumes_in_another(tmp_path, first, second):

@@ -305,6 +305,7 @@ def test_export_script_from_checkpoint(tmp_path):
         assert AlexNetConfig.from_dict(json.load(f)) == config
 
 
+@pytest.mark.slow
 def test_tower_placement_is_not_baked_into_the_export(tmp_path):
     """A model placed over two devices (conftest's two CPUs) exports without device strings,
     so it serves on a machine with any devices."""
