@@ -139,6 +139,7 @@ def test_figure1_tiny_end_to_end_and_rerun_skips_finished_runs(tmp_path):
     assert again["summary"] == record["summary"]
 
 
+@pytest.mark.slow
 def test_small_cnn_resumes_an_interrupted_run(tmp_path):
     from keras_alexnet.claims.small_cnn import SmallRun, train_small
     from keras_alexnet.data import open_source

@@ -113,6 +113,7 @@ def test_subset_refusals(source):
         TrainConfig(freeze=("conv1",))
 
 
+@pytest.mark.slow
 def test_train_finetunes_from_another_num_classes(tmp_path, init_file, new_classes):
     init = keras.saving.load_model(init_file)
     result = train(config(tmp_path, init_file), source=new_classes)
@@ -173,6 +174,7 @@ def test_fit_finetunes_and_freezes(tmp_path, init_file, new_classes):
     check_finetuned(model, init)
 
 
+@pytest.mark.slow
 def test_same_num_classes_keeps_fc8(tmp_path, init_file, source):
     init = keras.saving.load_model(init_file)
     c = config(tmp_path, init_file, model=TINY_MODEL, data_classes=None, train_per_class=None,
