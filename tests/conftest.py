@@ -1,6 +1,11 @@
 """Shared test set-up: quiet TensorFlow, CPU only, two logical CPU devices for tower tests."""
 
+import fcntl
 import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -30,3 +35,42 @@ def paper_model():
 
     keras.utils.set_random_seed(0)
     return build_alexnet()
+
+
+@pytest.fixture(scope="session")
+def build_once(tmp_path_factory) -> Callable[[str, Callable[[Path], Any]], Any]:
+    """`build_once(name, build)`: `build(folder)`'s result, built once per test session even
+    under `pytest -n 2`.
+
+    A module fixture is built again in each xdist worker that runs one of its tests; an
+    expensive one (subprocesses that load TensorFlow) goes through here instead: the first
+    worker builds it in a folder both workers see, under a file lock, the other waits for it
+    and reads the result back. `name` names the folder (unique in the session); `build` fills
+    it and returns a picklable value (paths, arrays, dataclasses). Tests treat the folder as
+    read-only.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' base temp folders share this parent
+
+    def once(name: str, build: Callable[[Path], Any]) -> Any:
+        folder, done = root / name, root / f"{name}.pickle"
+        with open(root / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not done.is_file():
+                folder.mkdir()
+                done.write_bytes(pickle.dumps(build(folder)))
+            return pickle.loads(done.read_bytes())
+
+    return once
+
+
+def pytest_collection_modifyitems(config, items):
+    """Runs the slow tests first, so that no worker of `pytest -n 2` ends the suite alone with
+    a long end-to-end test while the other sits idle; the many short tests fill in the end.
+
+    The order within each half is the collection order (a stable sort), the same in every
+    xdist worker, as xdist requires. pyproject.toml's `--maxschedchunk=1` makes xdist hand
+    them out a test or two at a time.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -178,20 +178,23 @@ def _run_script(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def imported_run(tmp_path_factory, small_weights):
+def imported_run(build_once, small_weights):
     """scripts/import_caffe.py on a V1-format file with a mean and synset words."""
-    root = tmp_path_factory.mktemp("caffe_run")
-    write_caffemodel(root / "net.caffemodel", small_weights, v1=True)
-    bgr = np.random.default_rng(5).uniform(80, 160, (3, 256, 256)).astype(np.float32)
-    write_mean(root / "mean.binaryproto", bgr)
-    wnids = [f"n{i:08d}" for i in range(NUM_CLASSES)]
-    (root / "synset_words.txt").write_text(
-        "".join(f"{w} class {i}, other name\n" for i, w in enumerate(wnids)))
-    proc = _run_script(f"--caffemodel={root / 'net.caffemodel'}",
-                       f"--mean={root / 'mean.binaryproto'}",
-                       f"--synset_words={root / 'synset_words.txt'}", f"--out={root / 'run'}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return dict(root=root, run=root / "run", bgr=bgr, wnids=wnids)
+    def build(root):
+        write_caffemodel(root / "net.caffemodel", small_weights, v1=True)
+        bgr = np.random.default_rng(5).uniform(80, 160, (3, 256, 256)).astype(np.float32)
+        write_mean(root / "mean.binaryproto", bgr)
+        wnids = [f"n{i:08d}" for i in range(NUM_CLASSES)]
+        (root / "synset_words.txt").write_text(
+            "".join(f"{w} class {i}, other name\n" for i, w in enumerate(wnids)))
+        proc = _run_script(f"--caffemodel={root / 'net.caffemodel'}",
+                           f"--mean={root / 'mean.binaryproto'}",
+                           f"--synset_words={root / 'synset_words.txt'}",
+                           f"--out={root / 'run'}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return dict(root=root, run=root / "run", bgr=bgr, wnids=wnids)
+
+    return build_once("caffe_run", build)
 
 
 @pytest.mark.slow  # a subprocess that loads TensorFlow

@@ -10,7 +10,9 @@ import pytest
 from test_scripts import _run_no_tf
 
 from keras_alexnet.claims import CLAIMS, run_claim, stats, table, thresholds
+from keras_alexnet.claims.full_claims import ABLATION_DIR, BASELINE, VARIANTS
 from keras_alexnet.claims.records import CLAIM_FIELDS
+from keras_alexnet.claims.registry import FULL
 
 
 def _hits_for(errors_per_step, batch_size):
@@ -112,6 +114,7 @@ def _summary_tags(log_dir):
             for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value}
 
 
+@pytest.mark.slow
 def test_figure1_tiny_end_to_end_and_rerun_skips_finished_runs(tmp_path):
     record = run_claim("figure1", [0], "fashion_mnist", tmp_path, tiny=True)
     _check_record(record, "figure1")
@@ -136,6 +139,7 @@ def test_figure1_tiny_end_to_end_and_rerun_skips_finished_runs(tmp_path):
     assert again["summary"] == record["summary"]
 
 
+@pytest.mark.slow
 def test_small_cnn_resumes_an_interrupted_run(tmp_path):
     from keras_alexnet.claims.small_cnn import SmallRun, train_small
     from keras_alexnet.data import open_source
@@ -151,18 +155,51 @@ def test_small_cnn_resumes_an_interrupted_run(tmp_path):
     assert len(second["test_error"]) == 2
 
 
-@pytest.fixture(scope="module")
-def claims_dir(tmp_path_factory):
-    """One out_dir for every claim, as a user's: the full-network claims share the baseline."""
-    return tmp_path_factory.mktemp("claims")
+# Two seeds where the statistics are checked (the small claim; the first full-network claim,
+# whose two baseline runs the later ones reuse): the spread, the paired differences and the
+# verdict need two. One seed elsewhere: each full-network run costs seconds even at the tiny
+# size, and a further seed would exercise no other code.
+_SEEDS = {"lrn_small": [0, 1], "no_lrn": [0, 1]}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in CLAIMS if n != "figure1"])
-def test_every_claim_tiny_end_to_end(name, claims_dir):
-    record = run_claim(name, [0, 1], "fashion_mnist", claims_dir, tiny=True)
-    _check_record(record, name)
-    assert (claims_dir / f"{name}.png").stat().st_size > 0
+def test_every_claim_tiny_end_to_end_sharing_the_baseline(tmp_path, subtests):
+    # One test, one out_dir, as a user's: the full-network claims share the baseline's runs.
+    # (Separate tests would land on different xdist workers and train the baseline in each.)
+    records = {}
+    for name in CLAIMS:
+        if name == "figure1":  # tested on its own above
+            continue
+        with subtests.test(claim=name):
+            seeds = _SEEDS.get(name, [0])
+            records[name] = run_claim(name, seeds, "fashion_mnist", tmp_path, tiny=True)
+            record = records[name]
+            _check_record(record, name)
+            assert record["settings"]["seeds"] == seeds
+            on_disk = json.loads((tmp_path / f"{name}.json").read_text())
+            assert on_disk["summary"] == record["summary"]
+            assert (tmp_path / f"{name}.png").stat().st_size > 0
+            if len(seeds) == 2:
+                assert record["summary"]["n"] == 2 and record["summary"]["std"] is not None
+    full = [n for n in CLAIMS if CLAIMS[n].kind == FULL]
+    assert set(full) <= set(records)
+    runs_dir = tmp_path / ABLATION_DIR / "runs"
+    # Each variant and seed trained once; the baseline's runs are every claim's.
+    assert {p.stem for p in runs_dir.iterdir()} == (
+        {f"{BASELINE}_seed{s}" for s in (0, 1)} | {"no_lrn_seed1"}
+        | {f"{v}_seed0" for v in VARIANTS if v != BASELINE})
+    shared = {r["name"]: r for r in records["no_lrn"]["runs"] if r["variant"] == BASELINE}
+    for name in full:
+        for run in records[name]["runs"]:
+            if run.get("variant") == BASELINE:
+                assert run == shared[run["name"]], name
+    # A finished run is read back, not trained again: without its checkpoints it still counts.
+    before = {p.name: p.read_text() for p in runs_dir.iterdir()}
+    for ckpt in (tmp_path / ABLATION_DIR).glob("*/checkpoints/*"):
+        ckpt.unlink()
+    again = run_claim("no_lrn", [0, 1], "fashion_mnist", tmp_path, tiny=True)
+    assert {p.name: p.read_text() for p in runs_dir.iterdir()} == before
+    assert again["summary"] == records["no_lrn"]["summary"]
 
 
 def test_list_prints_every_claim_without_tensorflow():

@@ -40,18 +40,21 @@ def _records(out: Path, split: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(build_once):
     """Both val layouts; the flat one with 2 worker processes, the other in-process."""
-    out = {}
-    for flat in (False, True):
-        root = tmp_path_factory.mktemp("flat" if flat else "folders")
-        expected = make_imagenet(root / "in", flat_val=flat)
-        result = prepare_imagenet(
-            str(root / "in"), str(root / "out"), images_per_shard=4,
-            num_workers=2 if flat else 1, progress=flat,
-            val_synsets=str(root / "in" / "synsets.txt") if flat else None)
-        out[flat] = (root, expected, result)
-    return out
+    def build(folder):
+        out = {}
+        for flat in (False, True):
+            root = folder / ("flat" if flat else "folders")
+            expected = make_imagenet(root / "in", flat_val=flat)
+            result = prepare_imagenet(
+                str(root / "in"), str(root / "out"), images_per_shard=4,
+                num_workers=2 if flat else 1, progress=flat,
+                val_synsets=str(root / "in" / "synsets.txt") if flat else None)
+            out[flat] = (root, expected, result)
+        return out
+
+    return build_once("imagenet_prepared", build)
 
 
 @pytest.mark.parametrize("flat", [False, True])
@@ -177,9 +180,11 @@ def test_output_holding_another_dataset_is_refused(prepared):
 @pytest.mark.slow
 def test_script_exit_status(prepared, tmp_path):
     root, _, _ = prepared[False]
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out)  # the shared output stays as it is (build_once)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, str(ROOT / "scripts" / "prepare_imagenet.py"),
-           f"--input_dir={root / 'in'}", f"--output_dir={root / 'out'}",
+           f"--input_dir={root / 'in'}", f"--output_dir={out}",
            "--images_per_shard=4", "--num_workers=1"]
     # Resumes (nothing to do); 3 of 31 files are broken, above the 1% allowed.
     proc = subprocess.run(cmd + ["--max_broken_fraction=0.01"], capture_output=True, text=True,

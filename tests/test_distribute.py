@@ -36,6 +36,10 @@ PROCESS_TIMEOUT = 150
 # for a loaded 2-core machine to start both workers and trace their first step, short enough
 # that a test of a dead or missing peer ends within seconds.
 PEER_TIMEOUT_S = 15
+# The test of a killed peer waits this long for the survivor to notice (heartbeats, the
+# collective's deadline): shorter, since both workers have started and traced by then; still
+# long enough for a loaded machine to start the restarted pair.
+LOST_PEER_TIMEOUT_S = 8
 
 
 def assert_same_run(got: dict, want: dict, steps: int | None = None) -> None:
@@ -158,12 +162,14 @@ def test_towers_training_equals_single_device_training():
 # ---------------------------------------------------------------- mirrored
 
 
+@pytest.mark.slow
 def test_mirrored_two_replicas_equal_one_device_with_the_global_batch():
     strategy, _ = kd.make_strategy("mirrored", num_towers=2)
     got = dist_worker.run("mirrored", None, STEPS, BATCH, strategy=strategy)
     assert_same_run(got, reference(STEPS), STEPS)
 
 
+@pytest.mark.slow
 def test_train_entry_point_mirrored_equals_default_strategy(tmp_path):
     """keras_alexnet.train.train itself, given a MirroredStrategy, learns what one device does."""
     config = TrainConfig(model=dist_worker.TINY.replace(classifier_activation="softmax"),
@@ -183,6 +189,7 @@ def test_train_entry_point_mirrored_equals_default_strategy(tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first,second", [("mirrored", "single"), ("single", "mirrored"),
                                           ("towers", "mirrored")])
 def test_checkpoint_from_one_mode_resumes_in_another(tmp_path, first, second):
@@ -370,6 +377,7 @@ def test_killed_worker_stops_the_other_and_both_resume_from_the_last_checkpoint(
     ports = free_ports(2)
     steps = 6
     args = (f"--steps={steps}", "--checkpoint_every=2")
+    args = (*args, f"--timeout_s={LOST_PEER_TIMEOUT_S}")  # the last --timeout_s counts
     procs = [start_worker(ports, i, tmp_path, *args, "--step_pause_s=1") for i in range(2)]
     chief_log = tmp_path / "worker0.log"
     deadline = time.monotonic() + PROCESS_TIMEOUT
@@ -405,7 +413,7 @@ def test_killed_worker_stops_the_other_and_both_resume_from_the_last_checkpoint(
 def test_worker_that_cannot_reach_the_chief_exits_with_a_clear_error(tmp_path):
     (tmp_path / "tmp").mkdir()
     ports = free_ports(2)  # worker 0 (the chief) never starts
-    proc = start_worker(ports, 1, tmp_path, "--steps=1", "--timeout_s=5")
+    proc = start_worker(ports, 1, tmp_path, "--steps=1", "--timeout_s=2")
     rc, text = finish(proc)
     assert rc not in (0, None), text[-3000:]
     assert "could not join the cluster led by worker 0 at 127.0.0.1" in text, text[-3000:]

@@ -149,31 +149,37 @@ _SERVE = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(build_once):
     """Two exports (softmax + center crop, logits + ten crops) served by a fresh process."""
-    root = tmp_path_factory.mktemp("savedmodels")
-    mean = _mean_image()
-    requests = _requests()
     setups = {"center": (TINY, False), "ten": (TINY.replace(classifier_activation=None), True)}
-    models, paths, inputs = {}, {}, {}
-    for key, (config, ten) in setups.items():
-        models[key] = _model(config, seed=3)
-        paths[key] = str(export_savedmodel(models[key], root, name=key, class_names=NAMES,
-                                           mean_image=mean, ten_crop=ten))
-        inputs[key] = np.random.default_rng(5).normal(0, 50, (3, 67, 67, 3)).astype(np.float32)
-    np.savez(root / "inputs.npz", **inputs)
-    jpeg = requests["jpeg"]
-    bad = [b"this is not an image", jpeg[: len(jpeg) // 3], b""]
-    args = {"models": paths, "inputs": str(root / "inputs.npz"),
-            "requests": [r.hex() for r in requests.values()], "bad": [b.hex() for b in bad]}
-    (root / "args.json").write_text(json.dumps(args))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, "-c", _SERVE, str(root / "args.json")],
-                          capture_output=True, text=True, env=env, cwd=root, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.split("RESULT", 1)[1])
-    return dict(result=result, models=models, inputs=inputs, requests=requests, mean=mean,
-                setups=setups, root=root)
+
+    def build(root):
+        mean = _mean_image()
+        requests = _requests()
+        paths, inputs = {}, {}
+        for key, (config, ten) in setups.items():
+            paths[key] = str(export_savedmodel(_model(config, seed=3), root, name=key,
+                                               class_names=NAMES, mean_image=mean,
+                                               ten_crop=ten))
+            inputs[key] = np.random.default_rng(5).normal(0, 50, (3, 67, 67, 3)).astype(
+                np.float32)
+        np.savez(root / "inputs.npz", **inputs)
+        jpeg = requests["jpeg"]
+        bad = [b"this is not an image", jpeg[: len(jpeg) // 3], b""]
+        args = {"models": paths, "inputs": str(root / "inputs.npz"),
+                "requests": [r.hex() for r in requests.values()],
+                "bad": [b.hex() for b in bad]}
+        (root / "args.json").write_text(json.dumps(args))
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+        proc = subprocess.run([sys.executable, "-c", _SERVE, str(root / "args.json")],
+                              capture_output=True, text=True, env=env, cwd=root, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = json.loads(proc.stdout.split("RESULT", 1)[1])
+        return dict(result=result, inputs=inputs, requests=requests, mean=mean, root=root)
+
+    # The exported networks again, here: _model is seeded, so they are the served ones.
+    models = {key: _model(config, seed=3) for key, (config, _) in setups.items()}
+    return dict(build_once("savedmodels_served", build), models=models, setups=setups)
 
 
 @pytest.mark.slow
@@ -305,6 +311,7 @@ def test_export_script_from_checkpoint(tmp_path):
         assert AlexNetConfig.from_dict(json.load(f)) == config
 
 
+@pytest.mark.slow
 def test_tower_placement_is_not_baked_into_the_export(tmp_path):
     """A model placed over two devices (conftest's two CPUs) exports without device strings,
     so it serves on a machine with any devices."""

@@ -94,6 +94,7 @@ def test_holdout_split_is_balanced_disjoint_and_fixed():
         fashion_mnist.split_holdout(labels, 20)
 
 
+@pytest.mark.slow
 def test_holdout_source_validates_on_training_images(data):
     plain = open_source("fashion_mnist", image_size=32)
     src = open_source("fashion_mnist", image_size=32, holdout=1000)

@@ -113,6 +113,7 @@ def test_subset_refusals(source):
         TrainConfig(freeze=("conv1",))
 
 
+@pytest.mark.slow
 def test_train_finetunes_from_another_num_classes(tmp_path, init_file, new_classes):
     init = keras.saving.load_model(init_file)
     result = train(config(tmp_path, init_file), source=new_classes)
@@ -128,6 +129,7 @@ def test_train_finetunes_from_another_num_classes(tmp_path, init_file, new_class
     assert TrainConfig.from_dict(recorded) == config(tmp_path, init_file)
 
 
+@pytest.mark.slow
 def test_unfrozen_layers_start_from_the_init(tmp_path, init_file, new_classes):
     # A learning rate too small to move a weight: the state after training is the start.
     init = weights(keras.saving.load_model(init_file))
@@ -139,6 +141,7 @@ def test_unfrozen_layers_start_from_the_init(tmp_path, init_file, new_classes):
                 np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-20, err_msg=name)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_checkpoint_not_the_init(tmp_path, init_file, new_classes):
     whole = train(config(tmp_path / "whole", init_file, epochs=2), source=new_classes)
 
@@ -163,6 +166,7 @@ def test_resume_continues_from_the_checkpoint_not_the_init(tmp_path, init_file, 
         assert same(values, weights(resumed.model)[name]), name
 
 
+@pytest.mark.slow
 def test_fit_finetunes_and_freezes(tmp_path, init_file, new_classes):
     init = keras.saving.load_model(init_file)
     model, history = fit(config(tmp_path, init_file, deterministic=False), source=new_classes)
@@ -170,6 +174,7 @@ def test_fit_finetunes_and_freezes(tmp_path, init_file, new_classes):
     check_finetuned(model, init)
 
 
+@pytest.mark.slow
 def test_same_num_classes_keeps_fc8(tmp_path, init_file, source):
     init = keras.saving.load_model(init_file)
     c = config(tmp_path, init_file, model=TINY_MODEL, data_classes=None, train_per_class=None,

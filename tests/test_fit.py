@@ -33,6 +33,7 @@ class Interrupt(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
+@pytest.mark.slow
 def test_fit_schedule_tensorboard_and_backup(source, tmp_path):
     # Threshold 1: no epoch after the first counts as progress, so with patience 1 the
     # learning rate is cut after every later epoch.
@@ -50,6 +51,7 @@ def test_fit_schedule_tensorboard_and_backup(source, tmp_path):
     assert model.output_shape == (None, 10)
 
 
+@pytest.mark.slow
 def test_fit_reaches_the_same_weights_as_the_custom_loop(source, tmp_path):
     # Same seed, data stream, dropout masks, loss and update rule: after one epoch both
     # paths hold the same weights (up to float summation order).

@@ -255,44 +255,22 @@ def test_model_code_does_not_import_keras_src():
                 assert "keras.src" not in text, f
 
 
-JAX_FORWARD = """
-import os, sys, numpy as np
-os.environ["KERAS_BACKEND"] = "jax"
-import keras
-from keras_alexnet import AlexNetConfig, build_alexnet
-assert keras.backend.backend() == "jax"
-config = AlexNetConfig.from_dict(__import__("json").loads(sys.argv[1]))
-model = build_alexnet(config)
-data = np.load(sys.argv[2])
-model.set_weights([data[f"w{i}"] for i in range(len(model.weights))])
-np.save(sys.argv[3], np.asarray(model(data["x"])))
-"""
-
-
-@pytest.mark.slow
-def test_jax_backend_forward_equals_tensorflow(tmp_path):
-    pytest.importorskip("jax")
-    c = TINY.replace(lrn_across_towers=True, weight_init_std=0.05)
-    model = build_alexnet(c)
-    x = np.random.default_rng(0).normal(0, 50, size=(3, 67, 67, 3)).astype(np.float32)
-    arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(model.weights)}
-    np.savez(tmp_path / "in.npz", x=x, **arrays)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    subprocess.run(
-        [sys.executable, "-c", JAX_FORWARD, c.to_json(), tmp_path / "in.npz", tmp_path / "out.npy"],
-        check=True, env=env, timeout=300,
-    )
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.asarray(model(x)), atol=1e-5)
-
-
+# One JAX process (its start-up is most of the cost) checks both: the forward pass against
+# TensorFlow's, then that the model and optimizer import and train without TensorFlow.
 WITHOUT_TENSORFLOW = """
-import sys
+import json, sys
 sys.modules["tensorflow"] = None  # `import tensorflow` now fails, as on a JAX-only machine
 import numpy as np
 import keras
 import keras_alexnet as ka
 assert keras.backend.backend() == "jax"
 assert not hasattr(ka, "train")  # the tf.data/tf.function parts are not imported
+# The forward pass with TensorFlow's weights.
+model = ka.build_alexnet(ka.AlexNetConfig.from_dict(json.loads(sys.argv[1])))
+data = np.load(sys.argv[2])
+model.set_weights([data[f"w{i}"] for i in range(len(model.weights))])
+np.save(sys.argv[3], np.asarray(model(data["x"])))
+# A training step.
 config = ka.AlexNetConfig(
     input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32), num_classes=5
 )
@@ -306,7 +284,14 @@ assert not np.allclose(before, np.asarray(model.get_layer("fc8").kernel))
 
 
 @pytest.mark.slow
-def test_model_and_optimizer_import_and_train_without_tensorflow():
+def test_jax_backend_without_tensorflow_forward_equals_tensorflow_and_trains(tmp_path):
     pytest.importorskip("jax")
+    c = TINY.replace(lrn_across_towers=True, weight_init_std=0.05)
+    model = build_alexnet(c)
+    x = np.random.default_rng(0).normal(0, 50, size=(3, 67, 67, 3)).astype(np.float32)
+    arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(model.weights)}
+    np.savez(tmp_path / "in.npz", x=x, **arrays)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW], check=True, env=env, timeout=300)
+    subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, c.to_json(), tmp_path / "in.npz",
+                    tmp_path / "out.npy"], check=True, env=env, timeout=300)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.asarray(model(x)), atol=1e-5)

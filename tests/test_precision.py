@@ -93,6 +93,7 @@ def test_bf16_step_applies_the_paper_rule_to_float32_variables():
         np.testing.assert_allclose(v.numpy(), expected, rtol=1e-5, atol=1e-7, err_msg=v.path)
 
 
+@pytest.mark.slow
 def test_bf16_run_saves_a_bf16_model_that_reloads(tmp_path):
     config = preset("tiny").replace(
         precision="mixed_bfloat16", epochs=1, steps_per_epoch=2, eval_steps=1,
@@ -111,6 +112,7 @@ def test_bf16_run_saves_a_bf16_model_that_reloads(tmp_path):
     np.testing.assert_allclose(restored(x).numpy(), result.model(x).numpy(), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_float32_model_served_in_bf16(tmp_path):
     from keras_alexnet.export import export_savedmodel
     from keras_alexnet.loading import with_precision

@@ -88,6 +88,7 @@ def test_lrn_alpha_convention_matters():
     assert np.abs(wrong - want).max() > 1e-2 * np.abs(want).max()
 
 
+@pytest.mark.slow
 def test_full_paper_network_logits_and_parameter_count_match():
     config = AlexNetConfig(classifier_activation=None)
     keras_model, net = _pair(config)

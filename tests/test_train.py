@@ -149,6 +149,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(stripes, tmp_path)
     assert all(np.isfinite(e["loss"]) for e in read_train_log(tmp_path))
 
 
+@pytest.mark.slow
 def test_time_budget_stops_after_a_step(stripes, tmp_path, capsys):
     capsys.readouterr()
     result = train(stripes_config(tmp_path, max_train_seconds=1e-9, progress_bar=True),
@@ -185,6 +186,7 @@ def test_data_without_validation_images_is_an_early_error(tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_ten_crop_validation_matches_evaluate(stripes, tmp_path):
     result = train(stripes_config(tmp_path, epochs=1, steps_per_epoch=4, ten_crop_eval=True),
                    source=stripes)
@@ -217,6 +219,7 @@ def test_mirrored_and_tower_placement_match_one_device(stripes, tmp_path):
                                        err_msg=a.path)
 
 
+@pytest.mark.slow
 def test_resume_with_another_model_is_a_clear_error(stripes, tmp_path):
     config = stripes_config(tmp_path, epochs=1, steps_per_epoch=1)
     train(config, source=stripes)
