@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +17,11 @@ from keras_alexnet.config import AlexNetConfig
 # Section 3.3's constants live in AlexNetConfig; the layer's defaults are read from there.
 _PAPER = AlexNetConfig()
 _PORTABLE = threading.local()
+# Values per image (H*W*C) from which the TF backend runs LRN through XLA. Compiling costs
+# ~0.4 s per input shape (measured), which small maps (test and demo-size networks: a few
+# thousand values) never earn back; the paper's maps (55*55*48 and 27*27*128 per tower) save
+# 0.1-0.3 s on every training step at batch 128 (docs/PERFORMANCE.md).
+XLA_MIN_VALUES = 32768
 
 
 @contextlib.contextmanager
@@ -100,8 +106,9 @@ class LocalResponseNormalization(keras.layers.Layer):
     The sums and the power are computed in float32 whatever the layer's dtype policy (a
     bfloat16 input is cast inside), so under mixed_bfloat16 only the input and output are
     bfloat16. On the TensorFlow backend the layer runs as XLA-compiled forward and gradient
-    functions (`_xla_lrn`), or TF's `local_response_normalization` kernel inside
-    `portable_lrn()`; on other backends an equivalent `keras.ops` computation.
+    functions (`_xla_lrn`) for maps of at least `XLA_MIN_VALUES` values per image, otherwise
+    (and inside `portable_lrn()`) as TF's `local_response_normalization` kernel; on other
+    backends as an equivalent `keras.ops` computation.
     """
 
     def __init__(
@@ -137,7 +144,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
-            if not getattr(_PORTABLE, "on", False):
+            values = math.prod(d or 0 for d in inputs.shape[1:])
+            if values >= XLA_MIN_VALUES and not getattr(_PORTABLE, "on", False):
                 return _xla_lrn(*constants)(inputs)
             x32 = tf.nn.local_response_normalization(tf.cast(inputs, tf.float32), *constants)
             return tf.cast(x32, inputs.dtype)

@@ -324,15 +324,22 @@ def test_tower_placement_is_not_baked_into_the_export(tmp_path):
 
 
 def test_export_uses_tf_lrn_kernel_not_xla(tmp_path):
-    """Training and inference run LRN as XLA functions; a SavedModel must not need XLA (TF
+    """In this process a large LRN map runs through XLA; a SavedModel must not need XLA (TF
     Serving runs XLA-compiled functions only with --xla_cpu_compilation_enabled)."""
     from tensorflow.core.protobuf import saved_model_pb2
 
-    model = _model(TINY, seed=1)
+    def xla_functions(graph_def):
+        return [f.signature.name for f in graph_def.library.function
+                if f.attr["_XlaMustCompile"].b]
+
+    # conv1's maps: 15 * 15 * 160 values per image and tower, above XLA_MIN_VALUES.
+    model = _model(TINY.replace(conv_filters=(320, 16, 16, 16, 16)), seed=1)
+    spec = tf.TensorSpec((2, TINY.input_size, TINY.input_size, 3))
+    traced = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    assert xla_functions(traced.graph.as_graph_def())
     path = export_savedmodel(model, tmp_path, class_names=NAMES, mean_image=_mean_image())
-    proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
-    graph = proto.meta_graphs[0].graph_def
-    functions = graph.library.function
-    ops = {n.op for n in graph.node} | {n.op for f in functions for n in f.node_def}
+    graph = saved_model_pb2.SavedModel.FromString(
+        (path / "saved_model.pb").read_bytes()).meta_graphs[0].graph_def
+    ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
     assert "LRN" in ops
-    assert not [f.signature.name for f in functions if f.attr["_XlaMustCompile"].b]
+    assert not xla_functions(graph)

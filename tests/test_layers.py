@@ -45,15 +45,29 @@ def lrn_grad_numpy(a, g, n=5, k=2.0, alpha=1e-4, beta=0.75):
     return grad
 
 
-@pytest.mark.parametrize("portable", [False, True])
-def test_lrn_gradient_matches_the_chain_rule(portable):
+# XLA_MIN_VALUES (32768) values per image and more run through XLA, fewer through TF's kernel.
+XLA_SHAPE, KERNEL_SHAPE = (1, 16, 16, 128), (2, 3, 4, 9)
+
+
+def lrn_ops(layer, shape, dtype=tf.float32):
+    """The op types of the layer's forward graph for inputs of `shape`."""
+    graph = tf.function(layer).get_concrete_function(tf.TensorSpec(shape, dtype)).graph
+    return {op.type for op in graph.get_operations()}
+
+
+@pytest.mark.parametrize("path", ["xla", "tf_kernel", "portable"])
+def test_lrn_gradient_matches_the_chain_rule(path):
+    shape = KERNEL_SHAPE if path == "tf_kernel" else XLA_SHAPE
     rng = np.random.default_rng(3)
-    a = rng.uniform(-60, 60, size=(2, 3, 4, 9)).astype(np.float32)
+    a = rng.uniform(-60, 60, size=shape).astype(np.float32)
     g = rng.normal(size=a.shape).astype(np.float32)
     x = tf.constant(a)
-    with tf.GradientTape() as tape, (portable_lrn() if portable else contextlib.nullcontext()):
-        tape.watch(x)
-        y = LocalResponseNormalization()(x)
+    layer = LocalResponseNormalization()
+    with portable_lrn() if path == "portable" else contextlib.nullcontext():
+        assert ("LRN" in lrn_ops(layer, shape)) == (path != "xla")
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
     got = tape.gradient(y, x, output_gradients=tf.constant(g))
     np.testing.assert_allclose(got.numpy(), lrn_grad_numpy(a, g), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(y.numpy(), lrn_numpy(a), rtol=2e-5)
@@ -64,11 +78,11 @@ def test_bf16_lrn_sums_in_float32():
     # would be off by up to 2**-8 relative; computed in float32 the output is the exact
     # result rounded once to bfloat16.
     rng = np.random.default_rng(4)
-    a = tf.cast(rng.uniform(100, 400, size=(2, 3, 3, 16)).astype(np.float32), tf.bfloat16)
+    a = tf.cast(rng.uniform(100, 400, size=XLA_SHAPE).astype(np.float32), tf.bfloat16)
     layer = LocalResponseNormalization(dtype="mixed_bfloat16")
     exact = lrn_numpy(tf.cast(a, tf.float32).numpy())
     want = tf.cast(tf.cast(exact, tf.float32), tf.bfloat16).numpy().astype(np.float32)
-    for context in (contextlib.nullcontext(), portable_lrn()):
+    for context in (contextlib.nullcontext(), portable_lrn()):  # XLA, then TF's kernel
         with context:
             got = layer(a)
         assert got.dtype == tf.bfloat16

@@ -228,8 +228,7 @@ def test_tower_placement_in_traced_graph():
     graph = step.get_concrete_function(tf.TensorSpec((2, 67, 67, 3))).graph
     seen = {}
     for op in graph.get_operations():
-        # LRN is a call of its XLA-compiled function (keras_alexnet.layers._xla_lrn).
-        if op.type in ("Conv2D", "PartitionedCall", "MatMul", "MaxPool"):
+        if op.type in ("Conv2D", "LRN", "MatMul", "MaxPool"):
             seen[op.name] = op.device
     for t, device in enumerate(devices):
         tower_ops = [n for n in seen if f"_t{t}" in n]
