@@ -279,11 +279,11 @@ def export_savedmodel(
         saved = tmp / "model"
         # TF's own LRN kernel in the graph, not XLA: TF Serving runs XLA functions only with
         # --xla_cpu_compilation_enabled, off by default.
-        with phase("Tracing the serving signatures", progress), portable_lrn():
-            signatures = _signatures(module)
-        with (phase(f"Writing the SavedModel to {target}", progress), _tf_info_silenced(),
-              portable_lrn()):
-            tf.saved_model.save(module, str(saved), signatures=signatures)
+        with portable_lrn():
+            with phase("Tracing the serving signatures", progress):
+                signatures = _signatures(module)
+            with phase(f"Writing the SavedModel to {target}", progress), _tf_info_silenced():
+                tf.saved_model.save(module, str(saved), signatures=signatures)
         os.rename(saved, target)
     except OSError as e:
         if target.exists():

@@ -39,6 +39,13 @@ def portable_lrn() -> Iterator[None]:
         _PORTABLE.on = previous
 
 
+def _window_sum(v, r: int):
+    """Sum over channels i-r..i+r of a channels-last tensor, clipped to the existing ones."""
+    channels = v.shape[-1]
+    padded = ops.pad(v, [(0, 0), (0, 0), (0, 0), (r, r)])
+    return sum(padded[..., i : i + channels] for i in range(2 * r + 1))
+
+
 def _inverse_power(d, beta: float):
     """d ** -beta; the paper's 0.75 as rsqrt(d) * sqrt(rsqrt(d)), ~1.8x faster than pow in XLA."""
     import tensorflow as tf
@@ -63,15 +70,8 @@ def _xla_lrn(depth_radius: int, bias: float, alpha: float, beta: float) -> Calla
     """
     import tensorflow as tf
 
-    r = depth_radius
-
-    def window_sum(v):  # sum over channels i-r..i+r, clipped to the existing channels
-        channels = v.shape[-1]
-        padded = tf.pad(v, [[0, 0], [0, 0], [0, 0], [r, r]])
-        return tf.add_n([padded[..., i : i + channels] for i in range(2 * r + 1)])
-
     def scale(x32):  # d = bias + alpha * window_sum(x^2)
-        return bias + alpha * window_sum(tf.square(x32))
+        return bias + alpha * _window_sum(tf.square(x32), depth_radius)
 
     @tf.function(jit_compile=True)
     def forward(x):
@@ -85,7 +85,7 @@ def _xla_lrn(depth_radius: int, bias: float, alpha: float, beta: float) -> Calla
         x32, g = tf.cast(x, tf.float32), tf.cast(dy, tf.float32)
         d = scale(x32)
         p = _inverse_power(d, beta)
-        dx = g * p - (2.0 * alpha * beta) * x32 * window_sum(g * x32 * p / d)
+        dx = g * p - (2.0 * alpha * beta) * x32 * _window_sum(g * x32 * p / d, depth_radius)
         return tf.cast(dx, x.dtype)
 
     @tf.custom_gradient
@@ -150,11 +150,8 @@ class LocalResponseNormalization(keras.layers.Layer):
                 return _xla_lrn(*constants)(inputs)
             x32 = tf.nn.local_response_normalization(tf.cast(inputs, tf.float32), *constants)
             return tf.cast(x32, inputs.dtype)
-        r = self.depth_radius
         x32 = ops.cast(inputs, "float32")
-        padded = ops.pad(ops.square(x32), [(0, 0), (0, 0), (0, 0), (r, r)])
-        channels = ops.shape(inputs)[-1]
-        window = sum(padded[..., i : i + channels] for i in range(2 * r + 1))
+        window = _window_sum(ops.square(x32), self.depth_radius)
         return ops.cast(x32 / ops.power(self.bias + self.alpha * window, self.beta), inputs.dtype)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
