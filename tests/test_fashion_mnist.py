@@ -152,3 +152,22 @@ def test_workers_batch_k_together_is_one_process_batch_k(num_shards):
     # The augmentation is random: the same images differ between epochs.
     other = next(iter(src.train_dataset(batch, 28, seed=5, epoch=3).skip(k)))[0].numpy()
     assert not np.allclose(other, images)
+
+
+def test_reopening_reuses_the_files_until_they_change(tmp_path):
+    # A copy of the real files: reopened, the source shares the cached read-only arrays;
+    # after a file is rewritten (new contents, mtime, size) it reads the files again.
+    for pair in fashion_mnist.FILES.values():
+        for name in pair:
+            (tmp_path / name).write_bytes((DEBIAN_DIR / name).read_bytes())
+    first = open_source(f"fashion_mnist:{tmp_path}", image_size=32)
+    again = open_source(f"fashion_mnist:{tmp_path}", image_size=32)
+    assert again.data["train"][0] is first.data["train"][0]
+    assert not first.data["train"][0].flags.writeable
+    labels = tmp_path / fashion_mnist.FILES["eval"][1]
+    y = read_idx(labels, 2049).copy()
+    y[:5] = 9  # the first five test labels become "Ankle boot"
+    labels.write_bytes(gzip.compress(struct.pack(">II", 2049, len(y)) + y.tobytes()))
+    changed = open_source(f"fashion_mnist:{tmp_path}", image_size=32)
+    np.testing.assert_array_equal(changed.data["eval"][1], y)
+    assert changed.data["train"][0] is not first.data["train"][0]
