@@ -19,6 +19,7 @@ from absl import flags
 
 from keras_alexnet import cli
 from keras_alexnet.claims.registry import CLAIMS, get_claim
+from keras_alexnet.precision import PRECISIONS
 
 _CLAIM = flags.DEFINE_string("claim", None, f"One of {sorted(CLAIMS)}, or 'all'.")
 _SEEDS = flags.DEFINE_string("seeds", "0,1", "Comma-separated seeds; a verdict needs two.")
@@ -29,6 +30,10 @@ _DOCS_DIR = flags.DEFINE_string("docs_dir", None, "Also publish into <docs_dir>/
                                 "regenerate <docs_dir>/CLAIMS.md.")
 _BUDGET = flags.DEFINE_integer("budget_steps", None, "Full-network claims: training steps "
                                "per run (default: the protocol's).")
+_PRECISION = flags.DEFINE_enum(
+    "precision", "auto", list(PRECISIONS), "Full-network claims: 'auto' "
+    "is bf16 where the hardware has it and its accuracy was checked (keras_alexnet.precision); "
+    "the small networks train in float32.")
 _LIST = flags.DEFINE_bool("list", False, "Print the claims and their cost, then exit.")
 _TINY = flags.DEFINE_bool("tiny", False, "Smoke-test sizes (seconds; the numbers mean nothing).")
 
@@ -58,7 +63,9 @@ def main(argv: list[str]) -> None:
     cli.load_tensorflow()  # after the flag checks
     from keras_alexnet.claims import publish, run_claim
 
-    options = {} if _BUDGET.value is None else {"budget_steps": _BUDGET.value}
+    options = {"precision": _PRECISION.value}
+    if _BUDGET.value is not None:
+        options["budget_steps"] = _BUDGET.value
     for name in names:
         small = get_claim(name).kind == "small network"
         record = run_claim(name, seeds, _DATA.value, _OUT_DIR.value, tiny=_TINY.value,

@@ -69,7 +69,7 @@ KNOWN = {
     "claim": "no_lrn", "title": "LRN lowers the error", "section": "3.3",
     "paper_figure": "text", "paper": {"text": "LRN lowers top-1 by 1.4 points", "value": 1.4},
     "settings": {"data": "fashion_mnist", "network": "AlexNet", "budget": "1500 steps per run",
-                 "seeds": [0, 1]},
+                 "seeds": [0, 1], "precision": "mixed_bfloat16"},
     "runs": [], "summary": {"mean": 0.012, "std": 0.004, "stderr": 0.003, "n": 2,
                             "unit": "points"},
     "measured": "0.012 ± 0.004 (n=2) points", "verdict": "reproduced",
@@ -82,10 +82,14 @@ KNOWN = {
 def test_table_generator_turns_known_json_into_markdown():
     expected = (table.HEADER +
                 "| `no_lrn`: LRN lowers the error | Section 3.3, text | LRN lowers top-1 by "
-                "1.4 points | fashion_mnist; AlexNet; 1500 steps per run; seeds 0,1 | 0.012 ± "
-                "0.004 (n=2) points | **reproduced**: a \\| b | `python scripts/reproduce.py "
-                "--claim=no_lrn --seeds=0,1` |\n")
+                "1.4 points | fashion_mnist; AlexNet; 1500 steps per run; seeds 0,1; "
+                "mixed_bfloat16 | 0.012 ± 0.004 (n=2) points | **reproduced**: a \\| b | "
+                "`python scripts/reproduce.py --claim=no_lrn --seeds=0,1` |\n")
     assert table.claims_table([KNOWN]) == expected
+    # The small claims' records name no precision: they trained in float32.
+    fp32 = {**KNOWN, "settings": {k: v for k, v in KNOWN["settings"].items()
+                                  if k != "precision"}}
+    assert "seeds 0,1; float32 |" in table.claims_table([fp32])
     assert table.measured_text(KNOWN["summary"]) == "0.012 ± 0.004 (n=2) points"
     assert table.measured_text({"mean": 2.0, "std": None, "n": 1, "lower_bound": True}) == (
         ">= 2 (one run: no spread) (n=1)")
@@ -172,7 +176,10 @@ def test_every_claim_tiny_end_to_end_sharing_the_baseline(tmp_path, subtests):
             continue
         with subtests.test(claim=name):
             seeds = _SEEDS.get(name, [0])
-            records[name] = run_claim(name, seeds, "fashion_mnist", tmp_path, tiny=True)
+            # Explicit: "auto" would pick bf16 on some CI machines and float32 on others.
+            options = {} if CLAIMS[name].kind != FULL else {"precision": "float32"}
+            records[name] = run_claim(name, seeds, "fashion_mnist", tmp_path, tiny=True,
+                                      **options)
             record = records[name]
             _check_record(record, name)
             assert record["settings"]["seeds"] == seeds
@@ -181,6 +188,10 @@ def test_every_claim_tiny_end_to_end_sharing_the_baseline(tmp_path, subtests):
             assert (tmp_path / f"{name}.png").stat().st_size > 0
             if len(seeds) == 2:
                 assert record["summary"]["n"] == 2 and record["summary"]["std"] is not None
+            if CLAIMS[name].kind == FULL:
+                assert record["settings"]["precision"] == "float32"
+                assert "--precision=float32" in record["command"]
+                assert all(r.get("precision", "float32") == "float32" for r in record["runs"])
     full = [n for n in CLAIMS if CLAIMS[n].kind == FULL]
     assert set(full) <= set(records)
     runs_dir = tmp_path / ABLATION_DIR / "runs"
@@ -197,9 +208,22 @@ def test_every_claim_tiny_end_to_end_sharing_the_baseline(tmp_path, subtests):
     before = {p.name: p.read_text() for p in runs_dir.iterdir()}
     for ckpt in (tmp_path / ABLATION_DIR).glob("*/checkpoints/*"):
         ckpt.unlink()
-    again = run_claim("no_lrn", [0, 1], "fashion_mnist", tmp_path, tiny=True)
+    again = run_claim("no_lrn", [0, 1], "fashion_mnist", tmp_path, tiny=True,
+                      precision="float32")
     assert {p.name: p.read_text() for p in runs_dir.iterdir()} == before
     assert again["summary"] == records["no_lrn"]["summary"]
+
+
+def test_runs_of_another_precision_are_other_runs():
+    from keras_alexnet.claims.full_claims import _protocol, run_name
+    from keras_alexnet.precision import PRECISIONS
+
+    # A bf16 claim never reads back (or resumes) a float32 run of the same variant and seed.
+    assert run_name("baseline", 0, "float32") == "baseline_seed0"
+    assert run_name("baseline", 0, "mixed_bfloat16") == "baseline_seed0_bf16"
+    # "auto" is resolved once, before any run is named.
+    assert _protocol(True, None, "auto").precision in set(PRECISIONS) - {"auto"}
+    assert _protocol(True, 6, "mixed_bfloat16").precision == "mixed_bfloat16"
 
 
 def test_list_prints_every_claim_without_tensorflow():

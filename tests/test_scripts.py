@@ -111,6 +111,7 @@ def test_help_exits_0_without_tensorflow(script):
     ("benchmark", ["--set", "repeat=3"], "has no field 'repeat'"),
     ("reproduce", ["--claim=figure2"], "Unknown claim 'figure2'"),
     ("reproduce", ["--claim=figure1", "--seeds=0,0"], "--seeds='0,0' must list distinct"),
+    ("reproduce", ["--claim=no_lrn", "--precision=fp16"], "--precision"),
 ])
 def test_bad_flags_are_one_line_exit_2_before_tensorflow(script, args, expected):
     _, err, code = _run_no_tf(script, *args)

@@ -22,10 +22,12 @@ from keras_alexnet.claims.records import cached_run, write_hparams_config
 from keras_alexnet.claims.registry import get_claim
 from keras_alexnet.claims.table import measured_text
 from keras_alexnet.config import AlexNetConfig, ablation
+from keras_alexnet.precision import FLOAT32, MIXED_BF16
 from keras_alexnet.train_config import PRESETS, TrainConfig
 
 ABLATION_DIR = "ablations"  # the shared runs, under out_dir
 BASELINE = "baseline"
+_SHORT = {MIXED_BF16: "bf16"}  # run-name suffixes
 # Every variant the claims train: the HParams config of the shared runs lists them all.
 VARIANTS = (BASELINE, "no_lrn", "non_overlapping_pool", "one_tower_half", "no_dropout",
             "no_augmentation", "no_pca_lighting", "no_conv3", "no_conv4")
@@ -36,6 +38,10 @@ class FullProtocol:
     """The equal budget of every full-network run."""
 
     preset: str = "fashion_mnist_demo"
+    # "auto": bf16 where the hardware computes it and its accuracy was checked
+    # (keras_alexnet.precision), the fastest correct choice; resolved once per call, and the
+    # resolved value names the runs, so runs of different precisions never mix in a claim.
+    precision: str = "auto"
     budget_steps: int = 1500
     validate_every_steps: int = 250  # a schedule "epoch": validation, plateau check
     validation_holdout: int = 5000
@@ -68,8 +74,11 @@ def variant_config(variant: str, base: TrainConfig) -> TrainConfig:
     return base.replace(model=ablation(variant, base.model, **overrides))
 
 
-def _protocol(tiny: bool, budget_steps: int | None) -> FullProtocol:
+def _protocol(tiny: bool, budget_steps: int | None, precision: str) -> FullProtocol:
+    from keras_alexnet.precision import resolve
+
     p = TINY_FULL if tiny else FullProtocol()
+    p = dataclasses.replace(p, precision=resolve(precision))
     if budget_steps is not None:
         p = dataclasses.replace(p, budget_steps=budget_steps)
     if p.budget_steps % p.validate_every_steps:
@@ -85,8 +94,14 @@ def _run_config(p: FullProtocol, variant: str, seed: int, data: str,
         steps_per_epoch=p.validate_every_steps,
         epochs=p.budget_steps // p.validate_every_steps,
         # Equal budgets: the schedule lowers the rate but never ends a run early.
-        schedule_on_exhausted="continue", progress_bar=False)
+        schedule_on_exhausted="continue", progress_bar=False, precision=p.precision)
     return variant_config(variant, base)
+
+
+def run_name(variant: str, seed: int, precision: str) -> str:
+    """A shared run's name; runs in another precision than float32 are separate runs."""
+    suffix = "" if precision == FLOAT32 else f"_{_SHORT.get(precision, precision)}"
+    return f"{variant}_seed{seed}{suffix}"
 
 
 def _limited(ds: Any, images: int | None, batch_size: int) -> Any:
@@ -107,7 +122,7 @@ def train_variant(p: FullProtocol, variant: str, seed: int, data: str,
         config = _run_config(p, variant, seed, data, work_dir)
         result = train(config)
         with tf.summary.create_file_writer(str(result.log_dir)).as_default():
-            hp.hparams({"variant": variant, "seed": seed})
+            hp.hparams({"variant": variant, "seed": seed, "precision": p.precision})
         bs = config.batch_size
         test_source = open_source(data, image_size=config.data_image_size)
         size = config.model.input_size
@@ -116,23 +131,30 @@ def train_variant(p: FullProtocol, variant: str, seed: int, data: str,
         train_ds = test_source.train_dataset(bs, size, seed=0, augment=False)
         train_eval = evaluate(result.model, _limited(train_ds, p.train_error_images, bs),
                               ten_crop=False)
-        return {"variant": variant, "seed": seed, "steps": result.step,
+        return {"variant": variant, "seed": seed, "precision": p.precision,
+                "steps": result.step,
                 "stop_reason": result.stop_reason, "model_path": str(result.model_path),
                 "test_top1_error": test.top1_error, "train_top1_error": train_eval.top1_error,
                 "gap": test.top1_error - train_eval.top1_error,
                 "validation": [{"step": h["step"], "val_top1_error": h["val_top1_error"]}
                                for h in result.history]}
 
-    return cached_run(out_dir, ABLATION_DIR, f"{variant}_seed{seed}", measure)
+    return cached_run(out_dir, ABLATION_DIR, run_name(variant, seed, p.precision), measure)
 
 
 def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_label: str,
-                    seeds: Sequence[int], data: str, out_dir: str | Path, tiny: bool,
-                    budget_steps: int | None) -> dict[str, Any]:
-    """Baseline and `variants`, each over `seeds`; the effect is variant - baseline `metric`."""
-    p = _protocol(tiny, budget_steps)
+                    seeds: Sequence[int], data: str, out_dir: str | Path, *,
+                    tiny: bool = False, budget_steps: int | None = None,
+                    precision: str = "auto") -> dict[str, Any]:
+    """Baseline and `variants`, each over `seeds`; the effect is variant - baseline `metric`.
+
+    Args (after out_dir): a smoke-test size, the training steps per run (default: the
+    protocol's) and the precision ("auto" is resolved here, once).
+    """
+    p = _protocol(tiny, budget_steps, precision)
     claim = get_claim(name)
-    write_hparams_config(Path(out_dir) / ABLATION_DIR, {"variant": list(VARIANTS), "seed": None},
+    write_hparams_config(Path(out_dir) / ABLATION_DIR,
+                         {"variant": list(VARIANTS), "seed": None, "precision": None},
                          {"validation/top1_error": "validation top-1 error"})
     runs = [train_variant(p, v, s, data, out_dir) for v in (BASELINE, *variants)
             for s in seeds]
@@ -161,6 +183,7 @@ def _record(claim: Any, p: FullProtocol, runs: list[dict[str, Any]], summary: di
     seeds_flag = ",".join(str(s) for s in seeds)
     budget = "" if p.budget_steps == FullProtocol().budget_steps or tiny else \
         f" --budget_steps={p.budget_steps}"
+    data_flag = "" if data == "fashion_mnist" else f" --data={data}"
     return {
         "claim": claim.name, "title": claim.title, "section": claim.section,
         "paper_figure": claim.paper_figure,
@@ -173,52 +196,54 @@ def _record(claim: Any, p: FullProtocol, runs: list[dict[str, Any]], summary: di
         "differences": "Fashion-MNIST upsampled to 256 (10 gray classes), not ImageNet; "
                        f"{p.budget_steps} steps (~{p.budget_steps * 128 / 55000:.1f} epochs) "
                        "instead of ~90 epochs; fc6/fc7 biases start at 0 (the preset's "
-                       "documented deviation); center-crop test error.",
+                       "documented deviation); center-crop test error"
+                       + ("." if p.precision == FLOAT32 else "; mixed bfloat16 compute with "
+                          "float32 variables and update (the paper: float32)."),
         "command": f"python scripts/reproduce.py --claim={claim.name} --seeds={seeds_flag}"
-                   f"{budget}{' --tiny' if tiny else ''}",
+                   f"{data_flag}{budget} --precision={p.precision}{' --tiny' if tiny else ''}",
         "figure": f"{claim.name}.png", "smoke": tiny}
 
 
-def run_no_lrn(seeds, data, out_dir, *, tiny=False, budget_steps=None):
+def run_no_lrn(seeds, data, out_dir, **options):
     """Section 3.3: test top-1 error without LRN minus with."""
     return _ablation_claim("no_lrn", ["no_lrn"], "test_top1_error", "test top-1 error",
-                           seeds, data, out_dir, tiny, budget_steps)
+                           seeds, data, out_dir, **options)
 
 
-def run_non_overlapping_pool(seeds, data, out_dir, *, tiny=False, budget_steps=None):
+def run_non_overlapping_pool(seeds, data, out_dir, **options):
     """Section 3.4: test top-1 error with z=2, s=2 pooling minus z=3, s=2."""
     return _ablation_claim("non_overlapping_pool", ["non_overlapping_pool"], "test_top1_error",
-                           "test top-1 error", seeds, data, out_dir, tiny, budget_steps)
+                           "test top-1 error", seeds, data, out_dir, **options)
 
 
-def run_one_tower_half(seeds, data, out_dir, *, tiny=False, budget_steps=None):
+def run_one_tower_half(seeds, data, out_dir, **options):
     """Section 3.2: one tower with half the kernels minus two towers."""
     return _ablation_claim("one_tower_half", ["one_tower_half"], "test_top1_error",
-                           "test top-1 error", seeds, data, out_dir, tiny, budget_steps)
+                           "test top-1 error", seeds, data, out_dir, **options)
 
 
-def run_no_dropout(seeds, data, out_dir, *, tiny=False, budget_steps=None):
+def run_no_dropout(seeds, data, out_dir, **options):
     """Section 4.2: the test - train error gap without dropout minus with it."""
     return _ablation_claim("no_dropout", ["no_dropout"], "gap", "test - train error gap",
-                           seeds, data, out_dir, tiny, budget_steps)
+                           seeds, data, out_dir, **options)
 
 
-def run_no_augmentation(seeds, data, out_dir, *, tiny=False, budget_steps=None):
+def run_no_augmentation(seeds, data, out_dir, **options):
     """Section 4.1: the test - train error gap without augmentation minus with it."""
     return _ablation_claim("no_augmentation", ["no_augmentation"], "gap",
-                           "test - train error gap", seeds, data, out_dir, tiny, budget_steps)
+                           "test - train error gap", seeds, data, out_dir, **options)
 
 
-def run_no_pca_lighting(seeds, data, out_dir, *, tiny=False, budget_steps=None):
+def run_no_pca_lighting(seeds, data, out_dir, **options):
     """Section 4.1: test top-1 error without PCA lighting minus with it."""
     return _ablation_claim("no_pca_lighting", ["no_pca_lighting"], "test_top1_error",
-                           "test top-1 error", seeds, data, out_dir, tiny, budget_steps)
+                           "test top-1 error", seeds, data, out_dir, **options)
 
 
-def run_depth(seeds, data, out_dir, *, tiny=False, budget_steps=None):
+def run_depth(seeds, data, out_dir, **options):
     """Section 7: test top-1 error without conv3 or conv4 (pooled) minus the full depth."""
     return _ablation_claim("depth", ["no_conv3", "no_conv4"], "test_top1_error",
-                           "test top-1 error", seeds, data, out_dir, tiny, budget_steps)
+                           "test top-1 error", seeds, data, out_dir, **options)
 
 
 def knn_label_agreement(queries: np.ndarray, query_labels: np.ndarray, database: np.ndarray,
@@ -232,7 +257,7 @@ def knn_label_agreement(queries: np.ndarray, query_labels: np.ndarray, database:
                          np.asarray(query_labels)[:, None]))
 
 
-def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None):
+def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precision="auto"):
     """Section 6.1: 5-NN label agreement of fc7 (trained, untrained) and of raw pixels."""
     import keras
 
@@ -241,7 +266,7 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None):
     from keras_alexnet.model import build_alexnet
     from keras_alexnet.retrieval import extract_features
 
-    p = _protocol(tiny, budget_steps)
+    p = _protocol(tiny, budget_steps, precision)
     claim = get_claim("features")
     pixels = open_source(data, image_size=32)  # raw pixels, at CIFAR-10's size
 
@@ -276,7 +301,8 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None):
             out["raw_pixels"] = knn_label_agreement(*arrays(pixels, 32), p.neighbours)
             return out
 
-        runs.append(cached_run(out_dir, claim.name, f"knn_seed{seed}", measure))
+        runs.append(cached_run(out_dir, claim.name,
+                               run_name("knn", seed, p.precision), measure))
     trained = [r["trained"] for r in runs]
     summary = {**stats.summarize(trained), "unit": "fraction of 5 nearest fc7 neighbours "
                "with the query's label (trained network)",

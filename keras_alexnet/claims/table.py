@@ -30,7 +30,9 @@ def _setting(record: dict[str, Any]) -> str:
     budget = s.get("budget") or (
         f"{s['max_epochs']} epochs max" if "max_epochs" in s else f"{s.get('epochs')} epochs")
     seeds = ",".join(str(x) for x in s.get("seeds", []))
-    return f"{s.get('data')}; {s.get('network')}; {budget}; seeds {seeds}"
+    # Records from before the precision setting (the small claims) trained in float32.
+    precision = s.get("precision", "float32")
+    return f"{s.get('data')}; {s.get('network')}; {budget}; seeds {seeds}; {precision}"
 
 
 def _cell(text: Any) -> str:
@@ -57,7 +59,8 @@ def claims_markdown(records: Sequence[dict[str, Any]], *, missing: Sequence[str]
         "docs/claims/ (`keras_alexnet.claims.table`); do not edit by hand. A difference smaller "
         "than its standard error is *inconclusive*; a verdict needs at least two seeds. The "
         "verdict judges the direction of the paper's effect; its size is in the note beside "
-        "it. Measured on a 2-core x86-64 CPU shared with other jobs, fp32.\n\n",
+        "it. Measured on a 2-core x86-64 CPU shared with other jobs; each setting names its "
+        "precision.\n\n",
         claims_table(records)]
     if missing:
         parts.append("\nNot run yet (estimated cost per seed on this package's 2-core CPU, "
