@@ -49,9 +49,12 @@ def test_bad_magic_and_missing_files(tmp_path, monkeypatch):
     bad.write_bytes(gzip.compress(struct.pack(">IIII", 2049, 1, 28, 28) + bytes(784)))
     with pytest.raises(ValueError, match="magic number 2049, expected 2051"):
         read_idx(bad, 2051)
+    # A folder named by the user is searched alone, though the system copy exists.
+    with pytest.raises(ValueError, match=f"not found in {tmp_path};"):
+        open_source(f"fashion_mnist:{tmp_path}")
     monkeypatch.setattr(fashion_mnist, "SEARCH_DIRS", (str(tmp_path / "none"),))
     with pytest.raises(ValueError, match="apt-get install dataset-fashion-mnist"):
-        open_source(f"fashion_mnist:{tmp_path}")
+        open_source("fashion_mnist")
 
 
 def test_closed_form_statistics_equal_direct_resizing(data):

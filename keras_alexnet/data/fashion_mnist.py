@@ -29,8 +29,11 @@ _MAGIC_IMAGES, _MAGIC_LABELS = 2051, 2049
 
 
 def find_fashion_mnist(directory: str | None = None) -> Path:
-    """The first folder holding the four IDX .gz files: `directory`, then SEARCH_DIRS."""
-    candidates = ([directory] if directory else []) + list(SEARCH_DIRS)
+    """`directory` if given, else the first of SEARCH_DIRS, holding the four IDX .gz files.
+
+    A given folder without the files is an error, never a silent fall-back to another copy.
+    """
+    candidates = [directory] if directory else list(SEARCH_DIRS)
     for c in candidates:
         d = Path(os.path.expanduser(c))
         if all((d / f).is_file() for pair in FILES.values() for f in pair):
