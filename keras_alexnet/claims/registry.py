@@ -10,6 +10,14 @@ import dataclasses
 SMALL, FULL = "small network", "full network"
 
 
+# Minutes of one full-network run (full_claims.FullProtocol: 1500 steps of 128, six
+# validations of 5000 held-out images, then 10000 test and 10000 training images evaluated) on
+# a quiet 2-core Intel Xeon (AVX512-BF16, AMX). bf16: from the bf16 run of docs/RESULTS.md on
+# that machine, 1.07 s per step (115-122 images/s) and ~50 s per 10000 images evaluated.
+# float32: the benchmark's Keras fp32 training and inference there are 2.2x and 2.6x slower.
+FULL_RUN_MINUTES = {"mixed_bfloat16": 31.0, "float32": 66.0}
+
+
 @dataclasses.dataclass(frozen=True)
 class Claim:
     """One claim. `runner` is "module:function", imported only when the claim runs."""
@@ -22,60 +30,64 @@ class Claim:
     paper_value: float | None
     kind: str
     runner: str
-    # Minutes per seed on this package's machine, a 2-core x86-64 CPU, measured while other
-    # jobs shared it (a loaded machine), fp32, default settings. Small claims: their real
-    # runs. Full network: 6.3 s per training step measured (median of 5; 2.95 s quiet, see
-    # docs/PERFORMANCE.md), so 1500 steps + validation + the final test/train evaluation is
-    # ~170 min per run, plus the shared baseline's run the first time a claim needs it.
-    minutes_per_seed: float
     cost_note: str
+    # Small networks (float32): minutes per seed of their real runs, on a 2-core x86-64 CPU
+    # shared with other jobs. Full network: runs per seed besides the shared baseline (whose
+    # run each seed needs once, for all claims), priced by FULL_RUN_MINUTES, plus any minutes
+    # that are not training (measured on a loaded machine).
+    minutes_per_seed: float = 0.0
+    full_runs: int = 0
+
+    def cost(self) -> str:
+        """The cost per seed, in words (`--list`, CLAIMS.md)."""
+        if self.kind == SMALL:
+            return f"~{self.minutes_per_seed:g} min per seed ({self.cost_note})"
+        bf16, fp32 = (self.full_runs * FULL_RUN_MINUTES[p] + self.minutes_per_seed
+                      for p in ("mixed_bfloat16", "float32"))
+        return (f"~{bf16:g} min per seed in bf16, ~{fp32:g} in float32 ({self.cost_note}; "
+                f"the shared baseline's run: +{FULL_RUN_MINUTES['mixed_bfloat16']:g} / "
+                f"+{FULL_RUN_MINUTES['float32']:g} min per seed, once for all claims)")
 
 
 _SMALL = "keras_alexnet.claims.small_claims"
 _FULL = "keras_alexnet.claims.full_claims"
-_BASELINE = "+170 min the first time, for the baseline's run that the claims share"
 
 CLAIMS: dict[str, Claim] = {c.name: c for c in (
     Claim("figure1", "ReLU trains faster than tanh", "3.1", "Figure 1",
           "a 4-layer CNN with ReLUs reaches 25% training error 6x faster than with tanh "
-          "(CIFAR-10)", 6.0, SMALL, f"{_SMALL}:run_figure1", 17.6,
+          "(CIFAR-10)", 6.0, SMALL, f"{_SMALL}:run_figure1",
           "measured: 17.6 min for the first seed (the 6-run learning-rate grid), 5.5 min for "
-          "each further seed (2 runs)"),
+          "each further seed (2 runs)", minutes_per_seed=17.6),
     Claim("lrn_small", "LRN helps a small CNN", "3.3", "text (footnote 3)",
           "a 4-layer CNN: 13% test error without normalisation, 11% with (CIFAR-10)", 2.0,
-          SMALL, f"{_SMALL}:run_lrn_small", 3.0,
-          "measured: 6 min for 2 seeds (4 runs of 2 epochs)"),
+          SMALL, f"{_SMALL}:run_lrn_small", "measured: 6 min for 2 seeds (4 runs of 2 epochs)",
+          minutes_per_seed=3.0),
     Claim("no_lrn", "LRN lowers the error", "3.3", "text",
           "response normalisation lowers top-1 error by 1.4 points (ILSVRC-2010)", 1.4, FULL,
-          f"{_FULL}:run_no_lrn", 340.0, "the baseline and the variant, ~170 min each"),
+          f"{_FULL}:run_no_lrn", "one variant run", full_runs=1),
     Claim("non_overlapping_pool", "Overlapping pooling lowers the error", "3.4", "text",
           "overlapping pooling (z=3, s=2) lowers top-1 error by 0.4 points vs z=2, s=2", 0.4,
-          FULL, f"{_FULL}:run_non_overlapping_pool", 170.0,
-          f"the variant; {_BASELINE}"),
+          FULL, f"{_FULL}:run_non_overlapping_pool", "one variant run", full_runs=1),
     Claim("one_tower_half", "Two towers beat one with half the kernels", "3.2", "text",
           "two towers lower top-1 error by 1.7 points vs one tower with half the kernels",
-          1.7, FULL, f"{_FULL}:run_one_tower_half", 170.0,
-          f"the variant; {_BASELINE}"),
+          1.7, FULL, f"{_FULL}:run_one_tower_half", "one variant run", full_runs=1),
     Claim("no_dropout", "Without dropout the network overfits", "4.2", "text",
           "without dropout the network overfits substantially (train vs test error)", None,
-          FULL, f"{_FULL}:run_no_dropout", 170.0,
-          f"the variant; {_BASELINE}"),
+          FULL, f"{_FULL}:run_no_dropout", "one variant run", full_runs=1),
     Claim("no_augmentation", "Without augmentation the network overfits", "4.1", "text",
           "without crops and flips the network overfits substantially", None, FULL,
-          f"{_FULL}:run_no_augmentation", 170.0,
-          f"the variant; {_BASELINE}"),
+          f"{_FULL}:run_no_augmentation", "one variant run", full_runs=1),
     Claim("no_pca_lighting", "PCA lighting lowers the error", "4.1", "text",
           "PCA lighting lowers top-1 error by over 1 point", 1.0, FULL,
-          f"{_FULL}:run_no_pca_lighting", 170.0,
-          f"the variant; {_BASELINE}"),
+          f"{_FULL}:run_no_pca_lighting", "one variant run", full_runs=1),
     Claim("features", "fc7 neighbours are semantically alike", "6.1", "Figure 4 (right)",
           "test images and the training images nearest in fc7 space show the same kind of "
-          "object", None, FULL, f"{_FULL}:run_features", 40.0,
-          f"fc7 of 70k images, trained and untrained; {_BASELINE}"),
+          "object", None, FULL, f"{_FULL}:run_features",
+          "no training of its own: fc7 of 70k images, trained and untrained, ~40 min measured "
+          "on a loaded machine", minutes_per_seed=40.0),
     Claim("depth", "Removing a middle conv layer costs ~2 points", "7", "text",
           "removing any middle convolutional layer costs about 2 points of top-1", 2.0, FULL,
-          f"{_FULL}:run_depth", 340.0,
-          f"two variants (no conv3, no conv4); {_BASELINE}"),
+          f"{_FULL}:run_depth", "two variant runs (no conv3, no conv4)", full_runs=2),
 )}
 
 

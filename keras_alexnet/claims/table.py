@@ -63,13 +63,12 @@ def claims_markdown(records: Sequence[dict[str, Any]], *, missing: Sequence[str]
         "precision.\n\n",
         claims_table(records)]
     if missing:
-        parts.append("\nNot run yet (estimated cost per seed on this package's 2-core CPU, "
-                     "measured while other jobs shared it; every command resumes where it "
-                     "stopped):\n\n")
+        parts.append("\nNot run yet (cost per seed on this package's 2-core CPU, from "
+                     "measured runs: keras_alexnet/claims/registry.py; every command resumes "
+                     "where it stopped):\n\n")
         for name in missing:
             c = CLAIMS[name]
-            parts.append(f"- `{name}` (Section {c.section}: {c.paper}): ~{c.minutes_per_seed:g} "
-                         f"min per seed, {c.cost_note}. "
+            parts.append(f"- `{name}` (Section {c.section}: {c.paper}): {c.cost()}. "
                          f"`python scripts/reproduce.py --claim={name} --seeds=0,1 "
                          "--docs_dir=docs`\n")
     for r in records:
