@@ -25,9 +25,10 @@ PRECISIONS = (FLOAT32, MIXED_BF16, "auto")
 # x86 CPU flags (/proc/cpuinfo) of native bfloat16 arithmetic that oneDNN uses.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # Whether a bf16 training run of the documented Fashion-MNIST recipe reached fp32's accuracy
-# within fp32's run-to-run spread. Not measured yet (docs/RESULTS.md): until it is, `auto`
-# keeps float32 even on bf16 hardware.
-BF16_ACCURACY_CHECKED = False
+# within fp32's run-to-run spread (docs/RESULTS.md, "bf16 against fp32"): it did, 6,318 steps
+# in bf16 gave 92.01% ten-crop / 92.04% center test accuracy against fp32's 91.93% / 91.89%
+# (fp32's spread between seeds: 0.41 points). False would make `auto` float32 everywhere.
+BF16_ACCURACY_CHECKED = True
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:

@@ -257,7 +257,8 @@ def test_model_from_checkpoint_and_keras_file(tmp_path):
     optimizer.build(model.trainable_variables)
     work = tmp_path / "work"
     (work).mkdir()
-    (work / "config.json").write_text(TrainConfig(model=config).to_json())
+    # float32: the comparison below is with `model`, built in float32.
+    (work / "config.json").write_text(TrainConfig(model=config, precision="float32").to_json())
     # The trainer's layout (keras_alexnet.checkpoint): variables keyed by layer, plus its state.
     ckpt = tf.train.Checkpoint(model=model_state(model), optimizer=optimizer,
                                step=tf.Variable(5))

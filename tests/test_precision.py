@@ -36,9 +36,10 @@ def test_auto_picks_bf16_only_on_bf16_hardware_after_the_accuracy_check(tmp_path
     assert auto(old_cpu, gpus=[(8, 0)]) == "mixed_bfloat16"  # Ampere's bf16 tensor cores
     assert auto(bf16_cpu, gpus=[(7, 5)]) == "float32"  # the GPUs do the work: none has bf16
     assert precision.cpu_flags(tmp_path / "missing") == frozenset()
-    # Until the accuracy check has passed, auto is float32 on this machine too.
-    assert precision.resolve("auto") == ("mixed_bfloat16" if precision.BF16_ACCURACY_CHECKED
-                                         else "float32")
+    # This machine: bf16 only if it has the units and the accuracy check has passed.
+    here = precision.native_bf16(precision.cpu_flags(), precision.gpu_compute_capabilities())
+    assert precision.resolve("auto") == (
+        "mixed_bfloat16" if here and precision.BF16_ACCURACY_CHECKED else "float32")
     assert precision.resolve("mixed_bfloat16") == "mixed_bfloat16"
     with pytest.raises(ValueError, match="precision='bf16'"):
         precision.resolve("bf16")
