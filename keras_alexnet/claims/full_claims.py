@@ -22,12 +22,11 @@ from keras_alexnet.claims.records import cached_run, write_hparams_config
 from keras_alexnet.claims.registry import get_claim
 from keras_alexnet.claims.table import measured_text
 from keras_alexnet.config import AlexNetConfig, ablation
-from keras_alexnet.precision import FLOAT32, MIXED_BF16
+from keras_alexnet.precision import FLOAT32, MIXED_BF16, resolve
 from keras_alexnet.train_config import PRESETS, TrainConfig
 
 ABLATION_DIR = "ablations"  # the shared runs, under out_dir
 BASELINE = "baseline"
-_SHORT = {MIXED_BF16: "bf16"}  # run-name suffixes
 # Every variant the claims train: the HParams config of the shared runs lists them all.
 VARIANTS = (BASELINE, "no_lrn", "non_overlapping_pool", "one_tower_half", "no_dropout",
             "no_augmentation", "no_pca_lighting", "no_conv3", "no_conv4")
@@ -75,8 +74,6 @@ def variant_config(variant: str, base: TrainConfig) -> TrainConfig:
 
 
 def _protocol(tiny: bool, budget_steps: int | None, precision: str) -> FullProtocol:
-    from keras_alexnet.precision import resolve
-
     p = TINY_FULL if tiny else FullProtocol()
     p = dataclasses.replace(p, precision=resolve(precision))
     if budget_steps is not None:
@@ -100,7 +97,7 @@ def _run_config(p: FullProtocol, variant: str, seed: int, data: str,
 
 def run_name(variant: str, seed: int, precision: str) -> str:
     """A shared run's name; runs in another precision than float32 are separate runs."""
-    suffix = "" if precision == FLOAT32 else f"_{_SHORT.get(precision, precision)}"
+    suffix = {FLOAT32: "", MIXED_BF16: "_bf16"}[precision]  # a resolved precision
     return f"{variant}_seed{seed}{suffix}"
 
 

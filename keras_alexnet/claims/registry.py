@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from keras_alexnet.precision import FLOAT32, MIXED_BF16
+
 SMALL, FULL = "small network", "full network"
 
 
@@ -15,7 +17,7 @@ SMALL, FULL = "small network", "full network"
 # a quiet 2-core Intel Xeon (AVX512-BF16, AMX). bf16: from the bf16 run of docs/RESULTS.md on
 # that machine, 1.07 s per step (115-122 images/s) and ~50 s per 10000 images evaluated.
 # float32: the benchmark's Keras fp32 training and inference there are 2.2x and 2.6x slower.
-FULL_RUN_MINUTES = {"mixed_bfloat16": 31.0, "float32": 66.0}
+FULL_RUN_MINUTES = {MIXED_BF16: 31.0, FLOAT32: 66.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +44,11 @@ class Claim:
         """The cost per seed, in words (`--list`, CLAIMS.md)."""
         if self.kind == SMALL:
             return f"~{self.minutes_per_seed:g} min per seed ({self.cost_note})"
-        bf16, fp32 = (self.full_runs * FULL_RUN_MINUTES[p] + self.minutes_per_seed
-                      for p in ("mixed_bfloat16", "float32"))
-        return (f"~{bf16:g} min per seed in bf16, ~{fp32:g} in float32 ({self.cost_note}; "
-                f"the shared baseline's run: +{FULL_RUN_MINUTES['mixed_bfloat16']:g} / "
-                f"+{FULL_RUN_MINUTES['float32']:g} min per seed, once for all claims)")
+        bf16, fp32 = FULL_RUN_MINUTES[MIXED_BF16], FULL_RUN_MINUTES[FLOAT32]
+        extra, n = self.minutes_per_seed, self.full_runs
+        return (f"~{n * bf16 + extra:g} min per seed in bf16, ~{n * fp32 + extra:g} in float32 "
+                f"({self.cost_note}; the shared baseline's run: +{bf16:g} / +{fp32:g} min per "
+                "seed, once for all claims)")
 
 
 _SMALL = "keras_alexnet.claims.small_claims"

@@ -95,19 +95,21 @@ def resized_stats(images: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray
     return mean, var
 
 
-@functools.lru_cache(maxsize=4)
-def _load_with_stats(directory: str, stamp: tuple, image_size: int) -> tuple[dict, np.ndarray,
-                                                                             float]:
-    """load_fashion_mnist and resized_stats, once per process for the same files and size.
+# A run opens the source several times (training, holdout, test), and a claims process for
+# every run of every variant; each opening would otherwise pay ~1.5 s of reading and
+# statistics. `stamp` (each file's mtime and size) makes a rewritten file a new entry.
+@functools.lru_cache(maxsize=2)
+def _cached_files(directory: str, stamp: tuple) -> dict:
+    """load_fashion_mnist, once per process for the same files (read-only arrays, shared)."""
+    return load_fashion_mnist(directory)
 
-    A run opens the source several times (training, holdout, test) and a claims process for
-    every run of every variant; each opening would otherwise pay ~1.5 s of reading and
-    statistics. `stamp` (each file's mtime and size) makes a rewritten file a new entry.
-    """
-    data = load_fashion_mnist(directory)  # frombuffer arrays: read-only, safe to share
-    mean, var = resized_stats(data["train"][0], image_size)
+
+@functools.lru_cache(maxsize=4)
+def _cached_stats(directory: str, stamp: tuple, image_size: int) -> tuple[np.ndarray, float]:
+    """resized_stats of the training images, once per process for the same files and size."""
+    mean, var = resized_stats(_cached_files(directory, stamp)["train"][0], image_size)
     mean.setflags(write=False)
-    return data, mean, var
+    return mean, var
 
 
 def split_holdout(labels: np.ndarray, holdout: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,9 +152,10 @@ class FashionMnistSource(Source):
         if image_size < 1:
             raise ValueError(f"image_size={image_size} must be >= 1.")
         d = find_fashion_mnist(directory)
-        stamp = tuple((f, (d / f).stat().st_mtime_ns, (d / f).stat().st_size)
-                      for pair in FILES.values() for f in pair)
-        self.data, mean, var = _load_with_stats(str(d.resolve()), stamp, image_size)
+        stats = [(d / f).stat() for pair in FILES.values() for f in pair]
+        key = (str(d.resolve()), tuple((st.st_mtime_ns, st.st_size) for st in stats))
+        self.data = _cached_files(*key)
+        mean, var = _cached_stats(*key, image_size)
         self.size = image_size
         if holdout:
             x, y = self.data["train"]
