@@ -178,21 +178,38 @@ def predict_batches(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yields ([B, C] probabilities averaged over views and models, [B] labels) per batch.
 
-    The arguments are those of `evaluate`, which consumes this.
+    The arguments are those of `evaluate`, which consumes this. Each call compiles its own
+    step; a caller that predicts again and again (a training loop's validations) keeps a
+    `Predictor` instead.
     """
-    models = _as_models(model_or_models)
-    logits_flags = [outputs_logits(m) if from_logits is None else from_logits for m in models]
-    predict = _predict_step(models, logits_flags, ten_crop)
-    want = 5 if ten_crop else 4
-    for images, labels in dataset:
-        images = tf.convert_to_tensor(images, tf.float32)
-        if images.shape.rank != want or (ten_crop and images.shape[1] != 10):
-            raise ValueError(
-                f"ten_crop={ten_crop} expects images shaped "
-                f"{'[B, 10, S, S, 3]' if ten_crop else '[B, S, S, 3]'}, got {images.shape}; "
-                "pass ten_crop matching the dataset."
-            )
-        yield predict(images).numpy(), _labels_array(labels)
+    return Predictor(model_or_models, ten_crop=ten_crop, from_logits=from_logits)(dataset)
+
+
+class Predictor:
+    """`predict_batches` compiled once: call it on dataset after dataset.
+
+    Args: those of `predict_batches` but the dataset.
+    """
+
+    def __init__(self, model_or_models: keras.Model | Sequence[keras.Model], *,
+                 ten_crop: bool, from_logits: bool | None = None) -> None:
+        models = _as_models(model_or_models)
+        flags = [outputs_logits(m) if from_logits is None else from_logits for m in models]
+        self.ten_crop = ten_crop
+        self._step = _predict_step(models, flags, ten_crop)
+
+    def __call__(self, dataset: Iterable[tuple[Any, Any]]
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        want = 5 if self.ten_crop else 4
+        for images, labels in dataset:
+            images = tf.convert_to_tensor(images, tf.float32)
+            if images.shape.rank != want or (self.ten_crop and images.shape[1] != 10):
+                raise ValueError(
+                    f"ten_crop={self.ten_crop} expects images shaped "
+                    f"{'[B, 10, S, S, 3]' if self.ten_crop else '[B, S, S, 3]'}, got "
+                    f"{images.shape}; pass ten_crop matching the dataset."
+                )
+            yield self._step(images).numpy(), _labels_array(labels)
 
 
 def outputs_logits(model: keras.Model) -> bool:

@@ -52,7 +52,8 @@ class FullProtocol:
     neighbours: int = 5
 
 
-TINY_FULL = FullProtocol(preset="tiny", budget_steps=4, validate_every_steps=2,
+# Smoke-test sizes: one validation per run (the claims test trains eleven of these runs).
+TINY_FULL = FullProtocol(preset="tiny", budget_steps=2, validate_every_steps=2,
                          validation_holdout=100, train_error_images=32, test_images=32,
                          query_images=32, database_images=64)
 
