@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.evaluate import (
+    Predictor,
     evaluate,
     evaluate_predictions,
     outputs_logits,
@@ -239,6 +240,21 @@ def test_single_model_center_crop_ensemble_of_one():
         [p for p, _ in predict_batches(model, batches, ten_crop=False, from_logits=False)]
     )
     np.testing.assert_allclose(raw, model(images).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_predictor_compiles_once_for_dataset_after_dataset():
+    # What a training loop's validations rely on: the same answers, one trace.
+    size, classes = 5, 3
+    model = _logits_model(classes, size, seed=7)
+    images = _images((8, size, size, 3), seed=8)
+    batches = [(images[:4], np.arange(4) % classes), (images[4:], np.arange(4) % classes)]
+    predict = Predictor(model, ten_crop=False)
+    for _ in range(3):
+        got = np.concatenate([p for p, _ in predict(batches)])
+        np.testing.assert_allclose(got, _softmax(model(images).numpy()), rtol=1e-5, atol=1e-7)
+    assert predict._step.experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match=r"ten_crop=False expects images shaped \[B, S, S, 3\]"):
+        next(predict([(images[None], np.zeros(1))]))
 
 
 def test_progress_bar_counts_batches_and_changes_nothing(capsys):
