@@ -65,6 +65,44 @@ def test_verdict_rule():
     assert d["stderr"] == pytest.approx(np.std([0.13, 0.15], ddof=1) / np.sqrt(2))
 
 
+def test_a_run_at_chance_learned_nothing():
+    # 10 balanced classes: a constant prediction scores exactly 90% error.
+    assert stats.at_chance(0.9, 10) and stats.at_chance(0.897, 10)
+    assert stats.at_chance(float("nan"), 10) and stats.at_chance(1.0, 10)
+    assert not stats.at_chance(0.85, 10) and not stats.at_chance(0.12, 10)
+    assert stats.at_chance(0.5, 2) and not stats.at_chance(0.45, 2)
+    with pytest.raises(ValueError, match="num_classes=1"):
+        stats.at_chance(0.5, 1)
+
+
+def _lrn_run(use_lrn, seed, error, diverged=False):
+    return {"name": f"{'lrn' if use_lrn else 'no_lrn'}_seed{seed}", "use_lrn": use_lrn,
+            "seed": seed, "final_test_error": error, "diverged": diverged}
+
+
+def test_lrn_small_compares_only_seeds_where_both_networks_learned():
+    from keras_alexnet.claims.small_claims import lrn_summary
+
+    # Seed 0 overflowed without LRN, seed 2 stayed at chance without it (a finite loss):
+    # both are left out; seeds 1 and 3 are compared, paired.
+    with_lrn = {0: 0.12, 1: 0.14, 2: 0.13, 3: 0.11}
+    without = {0: 0.9, 1: 0.17, 2: 0.9, 3: 0.12}
+    runs = ([_lrn_run(True, s, e) for s, e in with_lrn.items()]
+            + [_lrn_run(False, s, e, diverged=s == 0) for s, e in without.items()])
+    summary, note = lrn_summary(runs, [0, 1, 2, 3], 10)
+    diffs = [without[s] - with_lrn[s] for s in (1, 3)]
+    assert summary["seeds_compared"] == [1, 3] and summary["n"] == 2
+    assert summary["mean"] == pytest.approx(np.mean(diffs))
+    assert summary["std"] == pytest.approx(np.std(diffs, ddof=1))
+    assert summary["without_lrn"]["mean"] == pytest.approx(np.mean([0.17, 0.12]))
+    assert summary["did_not_train_count"] == {"with_lrn": 0, "without_lrn": 2}
+    assert set(summary["did_not_train"]) == {"no_lrn_seed0", "no_lrn_seed2"}
+    assert "did not train: 2 of 4 runs without LRN, 0 of 4 with" in note
+    assert "no_lrn_seed0 diverged" in note and "no_lrn_seed2 stayed at chance" in note
+    # Smoke tests (num_classes=None) drop only the overflowed run.
+    assert lrn_summary(runs, [0, 1, 2, 3], None)[0]["seeds_compared"] == [1, 2, 3]
+
+
 KNOWN = {
     "claim": "no_lrn", "title": "LRN lowers the error", "section": "3.3",
     "paper_figure": "text", "paper": {"text": "LRN lowers top-1 by 1.4 points", "value": 1.4},

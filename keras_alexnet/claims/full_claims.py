@@ -156,11 +156,18 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
                          {"validation/top1_error": "validation top-1 error"})
     runs = [train_variant(p, v, s, data, out_dir) for v in (BASELINE, *variants)
             for s in seeds]
-    base = [r[metric] for r in runs if r["variant"] == BASELINE]
-    changed = [r[metric] for r in runs if r["variant"] != BASELINE]
+    # The paper's effects are between trained networks: a seed where any run learned nothing
+    # (stats.at_chance) is left out of the means and the verdict, and named in the note.
+    # Not in smoke tests: their few steps leave every run near chance.
+    classes = PRESETS[p.preset].model.num_classes
+    failed = [] if tiny else [r for r in runs
+                              if stats.at_chance(r["test_top1_error"], classes)]
+    kept = [r for r in runs if r["seed"] not in {f["seed"] for f in failed}]
+    base = [r[metric] for r in kept if r["variant"] == BASELINE]
+    changed = [r[metric] for r in kept if r["variant"] != BASELINE]
     diff = stats.difference(changed, base)
-    by_seed = {r["seed"]: r[metric] for r in runs if r["variant"] == BASELINE}
-    paired = [r[metric] - by_seed[r["seed"]] for r in runs if r["variant"] != BASELINE]
+    by_seed = {r["seed"]: r[metric] for r in kept if r["variant"] == BASELINE}
+    paired = [r[metric] - by_seed[r["seed"]] for r in kept if r["variant"] != BASELINE]
     # std: of the per-seed differences; stderr: of the difference of the two means.
     summary = {**diff, "std": stats.summarize(paired)["std"],
                "unit": f"{metric_label}, variant - baseline (fraction: 0.01 = 1 point)",
@@ -169,7 +176,13 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
     paper = f"; paper: {claim.paper_value:g} points" if claim.paper_value else ""
     note = (f"{metric_label} {100 * summary['variant']['mean']:.2f}% ({', '.join(variants)}) "
             f"vs {100 * summary['baseline']['mean']:.2f}% (baseline){paper}"
-            if diff["mean"] is not None else "no runs")
+            if diff["mean"] is not None else "no seed where every run trained")
+    if failed:
+        note += ("; did not train (test error at chance): "
+                 + ", ".join(f"{run_name(r['variant'], r['seed'], p.precision)} "
+                             f"({100 * r['test_top1_error']:.1f}%)" for r in failed)
+                 + ": those seeds are left out of the means and the verdict")
+    summary["did_not_train"] = [run_name(r["variant"], r["seed"], p.precision) for r in failed]
     record = _record(claim, p, runs, summary, verdict, note, seeds, data, tiny, variants)
     plots.ablation(record, Path(out_dir) / f"{name}.png", metric, f"{metric_label} (%)")
     return record

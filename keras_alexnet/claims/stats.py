@@ -9,6 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+# A run whose test error is within half a point of chance's (1 - 1/classes: what a constant
+# prediction scores on balanced classes) did not learn: seen in lrn_small, where runs without
+# LRN either overflowed or stopped at exactly 90.0% with a finite loss.
+CHANCE_MARGIN = 0.005
+
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive"
@@ -51,3 +56,10 @@ def verdict(effect: float | None, stderr: float | None, expected_sign: int) -> s
     if effect is None or stderr is None or abs(effect) < stderr:
         return INCONCLUSIVE
     return REPRODUCED if effect * expected_sign > 0 else NOT_REPRODUCED
+
+
+def at_chance(error: float, num_classes: int) -> bool:
+    """Whether a test `error` (a fraction) says the network learned nothing."""
+    if num_classes < 2:
+        raise ValueError(f"num_classes={num_classes} must be >= 2.")
+    return not math.isfinite(error) or error >= 1 - 1 / num_classes - CHANCE_MARGIN
