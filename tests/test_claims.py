@@ -103,6 +103,17 @@ def test_lrn_small_compares_only_seeds_where_both_networks_learned():
     assert lrn_summary(runs, [0, 1, 2, 3], None)[0]["seeds_compared"] == [1, 2, 3]
 
 
+def test_ablations_compare_only_seeds_where_every_run_learned():
+    from keras_alexnet.claims.full_claims import trained_seeds
+
+    runs = [{"variant": v, "seed": s, "test_top1_error": e} for v, s, e in (
+        ("baseline", 0, 0.11), ("baseline", 1, 0.12), ("baseline", 2, 0.9),
+        ("no_lrn", 0, 0.13), ("no_lrn", 1, 0.899), ("no_lrn", 2, 0.14))]
+    kept, failed = trained_seeds(runs, 10)
+    assert {r["seed"] for r in kept} == {0} and len(kept) == 2
+    assert [(r["variant"], r["seed"]) for r in failed] == [("baseline", 2), ("no_lrn", 1)]
+
+
 KNOWN = {
     "claim": "no_lrn", "title": "LRN lowers the error", "section": "3.3",
     "paper_figure": "text", "paper": {"text": "LRN lowers top-1 by 1.4 points", "value": 1.4},

@@ -140,6 +140,18 @@ def train_variant(p: FullProtocol, variant: str, seed: int, data: str,
     return cached_run(out_dir, ABLATION_DIR, run_name(variant, seed, p.precision), measure)
 
 
+def trained_seeds(runs: Sequence[dict[str, Any]], num_classes: int
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the runs of seeds where every run learned, the runs that did not).
+
+    The paper's effects are between trained networks: a seed where any run's test error
+    stayed at chance (stats.at_chance) is left out of the means and the verdict.
+    """
+    failed = [r for r in runs if stats.at_chance(r["test_top1_error"], num_classes)]
+    bad = {r["seed"] for r in failed}
+    return [r for r in runs if r["seed"] not in bad], failed
+
+
 def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_label: str,
                     seeds: Sequence[int], data: str, out_dir: str | Path, *,
                     tiny: bool = False, budget_steps: int | None = None,
@@ -156,13 +168,8 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
                          {"validation/top1_error": "validation top-1 error"})
     runs = [train_variant(p, v, s, data, out_dir) for v in (BASELINE, *variants)
             for s in seeds]
-    # The paper's effects are between trained networks: a seed where any run learned nothing
-    # (stats.at_chance) is left out of the means and the verdict, and named in the note.
     # Not in smoke tests: their few steps leave every run near chance.
-    classes = PRESETS[p.preset].model.num_classes
-    failed = [] if tiny else [r for r in runs
-                              if stats.at_chance(r["test_top1_error"], classes)]
-    kept = [r for r in runs if r["seed"] not in {f["seed"] for f in failed}]
+    kept, failed = (runs, []) if tiny else trained_seeds(runs, PRESETS[p.preset].model.num_classes)
     base = [r[metric] for r in kept if r["variant"] == BASELINE]
     changed = [r[metric] for r in kept if r["variant"] != BASELINE]
     diff = stats.difference(changed, base)
