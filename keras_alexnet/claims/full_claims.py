@@ -186,10 +186,9 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
             if diff["mean"] is not None else "no seed where every run trained")
     if failed:
         note += ("; did not train (test error at chance): "
-                 + ", ".join(f"{run_name(r['variant'], r['seed'], p.precision)} "
-                             f"({100 * r['test_top1_error']:.1f}%)" for r in failed)
+                 + ", ".join(f"{r['name']} ({100 * r['test_top1_error']:.1f}%)" for r in failed)
                  + ": those seeds are left out of the means and the verdict")
-    summary["did_not_train"] = [run_name(r["variant"], r["seed"], p.precision) for r in failed]
+    summary["did_not_train"] = [r["name"] for r in failed]
     record = _record(claim, p, runs, summary, verdict, note, seeds, data, tiny, variants)
     plots.ablation(record, Path(out_dir) / f"{name}.png", metric, f"{metric_label} (%)")
     return record

@@ -187,7 +187,7 @@ def lrn_summary(runs: Sequence[dict[str, Any]], seeds: Sequence[int],
         return None
 
     by = {(r["use_lrn"], r["seed"]): r for r in runs}
-    failures = {r["name"]: failure(r) for r in runs if failure(r)}
+    failures = {r["name"]: why for r in runs if (why := failure(r))}
     kept = [s for s in seeds if not any(by[f, s]["name"] in failures for f in (True, False))]
     err = {f: [by[f, s]["final_test_error"] for s in kept] for f in (True, False)}
     # Paired by seed (same data order and init of the shared layers): the per-seed differences'
