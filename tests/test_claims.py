@@ -73,6 +73,12 @@ def test_a_run_at_chance_learned_nothing():
     assert stats.at_chance(0.5, 2) and not stats.at_chance(0.45, 2)
     with pytest.raises(ValueError, match="num_classes=1"):
         stats.at_chance(0.5, 1)
+    # The reason a note gives; smoke tests (num_classes=None) judge only the loss.
+    assert stats.why_not_trained(0.12, 10) is None
+    assert stats.why_not_trained(0.9, 10) == "stayed at chance (90.0% test error)"
+    assert stats.why_not_trained(float("nan"), 10) == "no finite test error"
+    assert stats.why_not_trained(0.12, 10, diverged=True) == "diverged (non-finite loss)"
+    assert stats.why_not_trained(0.9, None) is None
 
 
 def _lrn_run(use_lrn, seed, error, diverged=False):
@@ -106,12 +112,14 @@ def test_lrn_small_compares_only_seeds_where_both_networks_learned():
 def test_ablations_compare_only_seeds_where_every_run_learned():
     from keras_alexnet.claims.full_claims import trained_seeds
 
-    runs = [{"variant": v, "seed": s, "test_top1_error": e} for v, s, e in (
-        ("baseline", 0, 0.11), ("baseline", 1, 0.12), ("baseline", 2, 0.9),
-        ("no_lrn", 0, 0.13), ("no_lrn", 1, 0.899), ("no_lrn", 2, 0.14))]
-    kept, failed = trained_seeds(runs, 10)
+    runs = [{"name": f"{v}_seed{s}", "variant": v, "seed": s, "test_top1_error": e}
+            for v, s, e in (("baseline", 0, 0.11), ("baseline", 1, 0.12), ("baseline", 2, 0.9),
+                            ("no_lrn", 0, 0.13), ("no_lrn", 1, 0.899), ("no_lrn", 2, 0.14))]
+    kept, failures = trained_seeds(runs, 10)
     assert {r["seed"] for r in kept} == {0} and len(kept) == 2
-    assert [(r["variant"], r["seed"]) for r in failed] == [("baseline", 2), ("no_lrn", 1)]
+    assert failures == {"baseline_seed2": "stayed at chance (90.0% test error)",
+                        "no_lrn_seed1": "stayed at chance (89.9% test error)"}
+    assert trained_seeds(runs, None) == (runs, {})  # smoke tests keep every run
 
 
 KNOWN = {

@@ -140,16 +140,18 @@ def train_variant(p: FullProtocol, variant: str, seed: int, data: str,
     return cached_run(out_dir, ABLATION_DIR, run_name(variant, seed, p.precision), measure)
 
 
-def trained_seeds(runs: Sequence[dict[str, Any]], num_classes: int
-                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(the runs of seeds where every run learned, the runs that did not).
+def trained_seeds(runs: Sequence[dict[str, Any]], num_classes: int | None
+                  ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """(the runs of seeds where every run learned, {name: why} of the runs that did not).
 
     The paper's effects are between trained networks: a seed where any run's test error
-    stayed at chance (stats.at_chance) is left out of the means and the verdict.
+    stayed at chance (stats.why_not_trained) is left out of the means and the verdict.
+    num_classes=None keeps every run (smoke tests).
     """
-    failed = [r for r in runs if stats.at_chance(r["test_top1_error"], num_classes)]
-    bad = {r["seed"] for r in failed}
-    return [r for r in runs if r["seed"] not in bad], failed
+    failures = {r["name"]: why for r in runs
+                if (why := stats.why_not_trained(r["test_top1_error"], num_classes))}
+    bad = {r["seed"] for r in runs if r["name"] in failures}
+    return [r for r in runs if r["seed"] not in bad], failures
 
 
 def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_label: str,
@@ -169,7 +171,7 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
     runs = [train_variant(p, v, s, data, out_dir) for v in (BASELINE, *variants)
             for s in seeds]
     # Not in smoke tests: their few steps leave every run near chance.
-    kept, failed = (runs, []) if tiny else trained_seeds(runs, PRESETS[p.preset].model.num_classes)
+    kept, failures = trained_seeds(runs, None if tiny else PRESETS[p.preset].model.num_classes)
     base = [r[metric] for r in kept if r["variant"] == BASELINE]
     changed = [r[metric] for r in kept if r["variant"] != BASELINE]
     diff = stats.difference(changed, base)
@@ -184,11 +186,10 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
     note = (f"{metric_label} {100 * summary['variant']['mean']:.2f}% ({', '.join(variants)}) "
             f"vs {100 * summary['baseline']['mean']:.2f}% (baseline){paper}"
             if diff["mean"] is not None else "no seed where every run trained")
-    if failed:
-        note += ("; did not train (test error at chance): "
-                 + ", ".join(f"{r['name']} ({100 * r['test_top1_error']:.1f}%)" for r in failed)
+    if failures:
+        note += ("; did not train: " + ", ".join(f"{n} {why}" for n, why in failures.items())
                  + ": those seeds are left out of the means and the verdict")
-    summary["did_not_train"] = [r["name"] for r in failed]
+    summary["did_not_train"] = failures
     record = _record(claim, p, runs, summary, verdict, note, seeds, data, tiny, variants)
     plots.ablation(record, Path(out_dir) / f"{name}.png", metric, f"{metric_label} (%)")
     return record

@@ -175,19 +175,13 @@ def lrn_summary(runs: Sequence[dict[str, Any]], seeds: Sequence[int],
     """lrn_small's summary (no-LRN minus LRN test error, paired by seed) and its note.
 
     The claim is about trained networks: a seed counts only where both runs learned. A run
-    that did not (its loss overflowed, or its test error stayed at chance: stats.at_chance) is
-    part of the result too: the note names it and counts such runs per network.
+    that did not (stats.why_not_trained: its loss overflowed, or its test error stayed at
+    chance) is part of the result too: the note names it and counts such runs per network.
     num_classes=None checks only the loss (smoke tests: too few steps to leave chance).
     """
-    def failure(r: dict[str, Any]) -> str | None:
-        if r["diverged"]:
-            return "diverged (non-finite loss)"
-        if num_classes and stats.at_chance(r["final_test_error"], num_classes):
-            return f"stayed at chance ({100 * r['final_test_error']:.1f}% test error)"
-        return None
-
     by = {(r["use_lrn"], r["seed"]): r for r in runs}
-    failures = {r["name"]: why for r in runs if (why := failure(r))}
+    failures = {r["name"]: why for r in runs if (why := stats.why_not_trained(
+        r["final_test_error"], num_classes, r["diverged"]))}
     kept = [s for s in seeds if not any(by[f, s]["name"] in failures for f in (True, False))]
     err = {f: [by[f, s]["final_test_error"] for s in kept] for f in (True, False)}
     # Paired by seed (same data order and init of the shared layers): the per-seed differences'

@@ -63,3 +63,21 @@ def at_chance(error: float, num_classes: int) -> bool:
     if num_classes < 2:
         raise ValueError(f"num_classes={num_classes} must be >= 2.")
     return not math.isfinite(error) or error >= 1 - 1 / num_classes - CHANCE_MARGIN
+
+
+def why_not_trained(error: float, num_classes: int | None, diverged: bool = False) -> str | None:
+    """Why a run did not learn (its note's words), or None if it did.
+
+    Args:
+      error: its final test error (a fraction).
+      num_classes: the task's classes; None checks only `diverged` (smoke tests, whose few
+        steps leave every run near chance).
+      diverged: whether its training loss overflowed.
+    """
+    if diverged:
+        return "diverged (non-finite loss)"
+    if num_classes is None or not at_chance(error, num_classes):
+        return None
+    if not math.isfinite(error):
+        return "no finite test error"
+    return f"stayed at chance ({100 * error:.1f}% test error)"
