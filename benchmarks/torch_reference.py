@@ -65,9 +65,14 @@ class TorchAlexNet(nn.Module):
         # Every tower's conv1 sees the whole image, so the towers' conv1 are one conv.
         self.conv1 = nn.Conv2d(3, f[0], k[0], stride=c.conv1_stride)
         self.conv2 = self._own(f[0], f[1], k[1])
-        self.conv3 = nn.Conv2d(f[1], f[2], k[2], padding=k[2] // 2)  # cross-tower
-        self.conv4 = self._own(f[2], f[3], k[3])
-        self.conv5 = self._own(f[3], f[4], k[4])
+        # Section 7's depth ablation drops conv3 or conv4; the layer after the gap takes the
+        # dropped layer's input, so without conv3 conv4 sees both towers (as conv3 did).
+        removed = c.removed_conv
+        self.conv3 = None if removed == 3 else nn.Conv2d(f[1], f[2], k[2], padding=k[2] // 2)
+        self.conv4 = (None if removed == 4 else
+                      nn.Conv2d(f[1], f[3], k[3], padding=k[3] // 2) if removed == 3 else
+                      self._own(f[2], f[3], k[3]))
+        self.conv5 = self._own(f[2] if removed == 4 else f[3], f[4], k[4])
         self.conv6 = self._own(f[4], c.conv6_filters, 3) if c.conv6_filters else None
         self.act = nn.ReLU() if c.activation == "relu" else nn.Tanh()
         # PyTorch's LRN divides alpha by the window size n; the paper (and TF) do not.
@@ -107,15 +112,22 @@ class TorchAlexNet(nn.Module):
         # The window stops at the tower boundary, as in the Keras build's default.
         return torch.cat([self.lrn(p) for p in torch.chunk(x, self.lrn_groups, dim=1)], dim=1)
 
+    def _normalise_and_pool(self, x: torch.Tensor) -> torch.Tensor:
+        # CaffeNet (the Caffe import) pools before it normalises; the paper after.
+        if self.config.pool_before_lrn:
+            return self._normalise(self.pool(x))
+        return self.pool(self._normalise(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad = self.config.conv1_padding
         if pad:
             x = F.pad(x, (0, pad, 0, pad))  # the cuda-convnet overhang: bottom/right only
-        x = self.pool(self._normalise(self.act(self.conv1(x))))
-        x = self.pool(self._normalise(self.act(self._apply_own(self.conv2, x))))
-        x = self.act(self.conv3(x))
-        x = self.act(self._apply_own(self.conv4, x))
-        x = self.pool(self.act(self._apply_own(self.conv5, x)))
+        x = self._normalise_and_pool(self.act(self.conv1(x)))
+        x = self._normalise_and_pool(self.act(self._apply_own(self.conv2, x)))
+        for conv in (self.conv3, self.conv4, self.conv5):
+            if conv is not None:
+                x = self.act(self._apply_own(conv, x))
+        x = self.pool(x)
         if self.conv6 is not None:
             x = self.act(self._apply_own(self.conv6, x))
         x = torch.flatten(x, 1)
@@ -151,6 +163,8 @@ def copy_keras_weights(keras_model: Any, torch_model: TorchAlexNet) -> None:
 
     convs = ["conv1", "conv2", "conv3", "conv4", "conv5"] + (["conv6"] if c.conv6_filters else [])
     for name in convs:
+        if name == f"conv{c.removed_conv}":
+            continue
         kernel, bias = _keras_joined(keras_model, name, T)
         layer = getattr(torch_model, name)
         oihw = kernel.transpose(3, 2, 0, 1)

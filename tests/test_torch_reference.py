@@ -66,6 +66,9 @@ def _assert_close(want: np.ndarray, got: np.ndarray) -> None:
         {"num_towers": 1},
         {"conv6_filters": 8, "activation": "tanh"},
         {"pool_size": 2, "use_lrn": False},
+        {"pool_before_lrn": True},  # CaffeNet's order (the Caffe import)
+        {"removed_conv": 3},  # Section 7's depth ablation: conv4 then sees both towers
+        {"removed_conv": 4},
     ],
 )
 def test_tiny_logits_match(grouped, changes):
