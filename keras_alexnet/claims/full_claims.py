@@ -106,19 +106,40 @@ def _limited(ds: Any, images: int | None, batch_size: int) -> Any:
     return ds if images is None else ds.take(max(1, images // batch_size))
 
 
+# What a training run's numbers depend on besides its name (variant, seed, precision).
+_RUN_SETTINGS = ("preset", "budget_steps", "validate_every_steps", "validation_holdout",
+                 "train_error_images", "test_images")
+
+
+def run_settings(p: FullProtocol, data: str) -> dict[str, Any]:
+    """The settings a shared run's record keeps (records.cached_run reads back only a run
+    made with the same)."""
+    return {"data": data, **{k: getattr(p, k) for k in _RUN_SETTINGS}}
+
+
 def train_variant(p: FullProtocol, variant: str, seed: int, data: str,
                   out_dir: str | Path) -> dict[str, Any]:
-    """One variant and seed, trained (or resumed, or read back) and measured."""
+    """One variant and seed, trained (or resumed, or read back) and measured.
+
+    A run whose loss overflows is a finished run too: its record says `diverged` and has no
+    errors (None), and the claims leave its seed out (stats.why_not_trained).
+    """
     def measure(work_dir: Path) -> dict[str, Any]:
         import tensorflow as tf
         from tensorboard.plugins.hparams import api as hp
 
         from keras_alexnet.data import open_source
         from keras_alexnet.evaluate import evaluate
-        from keras_alexnet.train import train
+        from keras_alexnet.train import NonFiniteLossError, train
 
         config = _run_config(p, variant, seed, data, work_dir)
-        result = train(config)
+        try:
+            result = train(config)
+        except NonFiniteLossError as e:
+            return {"variant": variant, "seed": seed, "precision": p.precision,
+                    "diverged": True, "stop_reason": str(e), "steps": None,
+                    "model_path": None, "test_top1_error": None, "train_top1_error": None,
+                    "gap": None, "validation": []}
         with tf.summary.create_file_writer(str(result.log_dir)).as_default():
             hp.hparams({"variant": variant, "seed": seed, "precision": p.precision})
         bs = config.batch_size
@@ -130,14 +151,15 @@ def train_variant(p: FullProtocol, variant: str, seed: int, data: str,
         train_eval = evaluate(result.model, _limited(train_ds, p.train_error_images, bs),
                               ten_crop=False)
         return {"variant": variant, "seed": seed, "precision": p.precision,
-                "steps": result.step,
+                "diverged": False, "steps": result.step,
                 "stop_reason": result.stop_reason, "model_path": str(result.model_path),
                 "test_top1_error": test.top1_error, "train_top1_error": train_eval.top1_error,
                 "gap": test.top1_error - train_eval.top1_error,
                 "validation": [{"step": h["step"], "val_top1_error": h["val_top1_error"]}
                                for h in result.history]}
 
-    return cached_run(out_dir, ABLATION_DIR, run_name(variant, seed, p.precision), measure)
+    return cached_run(out_dir, ABLATION_DIR, run_name(variant, seed, p.precision), measure,
+                      run_settings(p, data))
 
 
 def trained_seeds(runs: Sequence[dict[str, Any]], num_classes: int | None
@@ -148,8 +170,8 @@ def trained_seeds(runs: Sequence[dict[str, Any]], num_classes: int | None
     stayed at chance (stats.why_not_trained) is left out of the means and the verdict.
     num_classes=None keeps every run (smoke tests).
     """
-    failures = {r["name"]: why for r in runs
-                if (why := stats.why_not_trained(r["test_top1_error"], num_classes))}
+    failures = {r["name"]: why for r in runs if (why := stats.why_not_trained(
+        r["test_top1_error"], num_classes, r.get("diverged", False)))}
     bad = {r["seed"] for r in runs if r["name"] in failures}
     return [r for r in runs if r["seed"] not in bad], failures
 
@@ -172,20 +194,15 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
             for s in seeds]
     # Not in smoke tests: their few steps leave every run near chance.
     kept, failures = trained_seeds(runs, None if tiny else PRESETS[p.preset].model.num_classes)
-    base = [r[metric] for r in kept if r["variant"] == BASELINE]
-    changed = [r[metric] for r in kept if r["variant"] != BASELINE]
-    diff = stats.difference(changed, base)
-    by_seed = {r["seed"]: r[metric] for r in kept if r["variant"] == BASELINE}
-    paired = [r[metric] - by_seed[r["seed"]] for r in kept if r["variant"] != BASELINE]
-    # std: of the per-seed differences; stderr: of the difference of the two means.
-    summary = {**diff, "std": stats.summarize(paired)["std"],
-               "unit": f"{metric_label}, variant - baseline (fraction: 0.01 = 1 point)",
-               "baseline": stats.summarize(base), "variant": stats.summarize(changed)}
-    verdict = stats.verdict(diff["mean"], diff["stderr"], +1)
+    summary = ablation_summary(kept, variants, metric)
+    summary["unit"] = f"{metric_label}, variant - baseline (fraction: 0.01 = 1 point)"
+    verdict = summary.pop("verdict")
     paper = f"; paper: {claim.paper_value:g} points" if claim.paper_value else ""
-    note = (f"{metric_label} {100 * summary['variant']['mean']:.2f}% ({', '.join(variants)}) "
-            f"vs {100 * summary['baseline']['mean']:.2f}% (baseline){paper}"
-            if diff["mean"] is not None else "no seed where every run trained")
+    by = summary.get("by_variant", {variants[0]: summary})
+    note = (f"{metric_label} " + ", ".join(f"{100 * by[v]['variant']['mean']:.2f}% ({v})"
+                                           for v in variants)
+            + f" vs {100 * summary['baseline']['mean']:.2f}% (baseline){paper}"
+            if summary["mean"] is not None else "no seed where every run trained")
     if failures:
         note += ("; did not train: " + ", ".join(f"{n} {why}" for n, why in failures.items())
                  + ": those seeds are left out of the means and the verdict")
@@ -193,6 +210,39 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
     record = _record(claim, p, runs, summary, verdict, note, seeds, data, tiny, variants)
     plots.ablation(record, Path(out_dir) / f"{name}.png", metric, f"{metric_label} (%)")
     return record
+
+
+def ablation_summary(kept: Sequence[dict[str, Any]], variants: Sequence[str],
+                     metric: str) -> dict[str, Any]:
+    """Each variant's effect on `metric`, paired by seed with the baseline, and the verdict.
+
+    The effect is the mean over seeds of (variant - baseline); its std and standard error are
+    those of the per-seed differences (a seed shares data order and augmentation between the
+    runs). With several variants (`depth`: removing *any* middle layer costs), each is judged
+    alone: "reproduced" only if every one is, "not reproduced" if any is; the top-level
+    figures are the variant with the smaller effect's.
+
+    Args:
+      kept: the runs of the seeds where every run trained (trained_seeds).
+    Returns:
+      {"mean", "std", "stderr", "n", "baseline", "variant", "verdict"}, and "by_variant"
+      ({variant: the same}) when there are several variants.
+    """
+    base = {r["seed"]: r[metric] for r in kept if r["variant"] == BASELINE}
+    by_variant = {}
+    for v in variants:
+        runs = [r for r in kept if r["variant"] == v]
+        effect = stats.summarize([r[metric] - base[r["seed"]] for r in runs])
+        by_variant[v] = {**effect, "verdict": stats.verdict(effect["mean"], effect["stderr"], +1),
+                         "baseline": stats.summarize(list(base.values())),
+                         "variant": stats.summarize([r[metric] for r in runs])}
+    if len(variants) == 1:
+        return by_variant[variants[0]]
+    weakest = min(variants, key=lambda v: (by_variant[v]["mean"] is not None,
+                                           by_variant[v]["mean"] or 0.0))
+    return {**by_variant[weakest],
+            "verdict": stats.all_verdicts([e["verdict"] for e in by_variant.values()]),
+            "by_variant": by_variant}
 
 
 def _record(claim: Any, p: FullProtocol, runs: list[dict[str, Any]], summary: dict[str, Any],
@@ -302,9 +352,15 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precisi
         fd, ld = extract_features(model, d, progress=False)
         return fq, lq, fd, ld
 
-    runs = []
+    runs, failures = [], {}
+    num_classes = None if tiny else PRESETS[p.preset].model.num_classes
     for seed in seeds:
         trained = train_variant(p, BASELINE, seed, data, out_dir)
+        why = stats.why_not_trained(trained["test_top1_error"], num_classes,
+                                    trained.get("diverged", False))
+        if why:  # the claim is about a trained network's features
+            failures[trained["name"]] = why
+            continue
 
         def measure(work_dir: Path, trained=trained, seed=seed) -> dict[str, Any]:
             config = _run_config(p, BASELINE, seed, data, work_dir)
@@ -319,18 +375,25 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precisi
             out["raw_pixels"] = knn_label_agreement(*arrays(pixels, 32), p.neighbours)
             return out
 
-        runs.append(cached_run(out_dir, claim.name,
-                               run_name("knn", seed, p.precision), measure))
+        knn_settings = {**run_settings(p, data), "query_images": p.query_images,
+                        "database_images": p.database_images, "neighbours": p.neighbours}
+        runs.append(cached_run(out_dir, claim.name, run_name("knn", seed, p.precision),
+                               measure, knn_settings))
     trained = [r["trained"] for r in runs]
     summary = {**stats.summarize(trained), "unit": "fraction of 5 nearest fc7 neighbours "
                "with the query's label (trained network)",
                "untrained": stats.summarize([r["untrained"] for r in runs]),
-               "raw_pixels": stats.summarize([r["raw_pixels"] for r in runs])}
-    diff = stats.difference(trained, [r["raw_pixels"] for r in runs])
+               "raw_pixels": stats.summarize([r["raw_pixels"] for r in runs]),
+               "did_not_train": failures}
+    # Trained fc7 minus raw pixels, paired by seed (the same queries and database).
+    diff = stats.summarize([r["trained"] - r["raw_pixels"] for r in runs])
     verdict = stats.verdict(diff["mean"], diff["stderr"], +1)
     note = (f"label agreement: trained fc7 {summary['mean']:.3f}, untrained fc7 "
             f"{summary['untrained']['mean']:.3f}, raw pixels {summary['raw_pixels']['mean']:.3f}"
-            if summary["mean"] is not None else "no runs")
+            if summary["mean"] is not None else "no trained network")
+    if failures:
+        note += ("; left out, the baseline did not train: "
+                 + ", ".join(f"{n} {why}" for n, why in failures.items()))
     record = _record(claim, p, runs, summary, verdict, note, seeds, data, tiny, [])
     record["settings"]["network"] = (f"AlexNet ({p.preset} preset) after {p.budget_steps} "
                                      "steps, the same network untrained, raw 32x32 pixels")

@@ -84,18 +84,27 @@ def lrn_small(record: dict[str, Any], path: str | Path) -> Path:
 
 
 def ablation(record: dict[str, Any], path: str | Path, metric: str, label: str) -> Path:
-    """One point per run of `metric` (error fractions shown in %), by variant."""
+    """One point per run of `metric` (error fractions shown in %), by variant; the line is the
+    mean over the runs the summary kept, runs of left-out seeds are hollow."""
     figure = _figure(6.5, 4.5)
     ax = figure.subplots()
-    variants = list(dict.fromkeys(r["variant"] for r in record["runs"]))
+    runs = record["runs"]
+    variants = list(dict.fromkeys(r["variant"] for r in runs))
+    failed = set(record["summary"].get("did_not_train", ()))
+    left_out = {r["seed"] for r in runs if r["name"] in failed}
     for i, variant in enumerate(variants):
-        values = [100 * r[metric] for r in record["runs"] if r["variant"] == variant]
-        ax.plot([i] * len(values), values, "o", color=f"C{i}")
-        if values:
-            ax.plot([i - 0.2, i + 0.2], [sum(values) / len(values)] * 2, color=f"C{i}")
+        mine = [r for r in runs if r["variant"] == variant and r[metric] is not None]
+        for out in (False, True):
+            values = [100 * r[metric] for r in mine if (r["seed"] in left_out) == out]
+            ax.plot([i] * len(values), values, "o", color=f"C{i}",
+                    fillstyle="none" if out else "full")
+        kept = [100 * r[metric] for r in mine if r["seed"] not in left_out]
+        if kept:
+            ax.plot([i - 0.2, i + 0.2], [sum(kept) / len(kept)] * 2, color=f"C{i}")
     ax.set_xticks(range(len(variants)), variants)
     ax.set_ylabel(label)
-    ax.set_title(f"{record['claim']}: each point one seed, line the mean")
+    ax.set_title(f"{record['claim']}: each point one seed, line the mean"
+                 + (" (hollow: seed left out)" if left_out else ""))
     ax.grid(alpha=0.3)
     return _save(figure, path)
 

@@ -31,16 +31,31 @@ def read_json(path: str | Path) -> Any:
 
 
 def cached_run(out_dir: str | Path, claim: str, name: str,
-               measure: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+               measure: Callable[[Path], dict[str, Any]],
+               settings: dict[str, Any]) -> dict[str, Any]:
     """The run `name`'s record: read back if it finished before, else `measure(work_dir)`'s.
 
     The record is written only once the run has finished, so an interrupted run has none and
-    is measured again (its work dir lets it resume where it stopped).
+    is measured again (its work dir lets it resume where it stopped). It keeps `settings`
+    (everything besides its name that decides its numbers: data, budget, protocol), so a run
+    made with other settings is never read back as this one.
+
+    Raises:
+      ValueError: the finished run `name` was made with other settings (one line).
     """
     path = Path(out_dir) / claim / "runs" / f"{name}.json"
+    settings = json.loads(json.dumps(settings))  # as it reads back: tuples become lists
     if path.is_file():
-        return read_json(path)
-    record = {"name": name, **measure(Path(out_dir) / claim / name)}
+        record = read_json(path)
+        old = record.get("settings", {})
+        changed = [f"{k}={old.get(k)!r} there, {v!r} now" for k, v in settings.items()
+                   if old.get(k) != v]
+        if changed:
+            raise ValueError(f"{path} is a finished run with other settings ("
+                             f"{'; '.join(changed)}): use another --out_dir, or delete that "
+                             "file and its work dir to run it again.")
+        return record
+    record = {"name": name, "settings": settings, **measure(Path(out_dir) / claim / name)}
     write_json(path, record)
     return record
 

@@ -64,6 +64,12 @@ TINY_FIGURE1 = Figure1Protocol(thresholds=(0.9, 0.8), threshold=0.9, learning_ra
 TINY_LRN = LrnProtocol(epochs=1, batch_size=16, steps_per_epoch=4, eval_batches=2)
 
 
+def _run_settings(p: Figure1Protocol | LrnProtocol, data: str) -> dict[str, Any]:
+    """What a run's numbers depend on besides its name: records.cached_run reads back only a
+    run made with the same."""
+    return {"data": data, "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p)}
+
+
 def _source(data: str) -> Any:
     from keras_alexnet.data import open_source
 
@@ -106,7 +112,8 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
                                                               p.window, t)
                                  for t in p.thresholds}}
 
-        return cached_run(out_dir, claim.name, f"{activation}_lr{lr:g}_seed{seed}", measure)
+        return cached_run(out_dir, claim.name, f"{activation}_lr{lr:g}_seed{seed}", measure,
+                          _run_settings(p, data))
 
     def key(r: dict[str, Any]) -> float:
         steps = r["steps_to"][f"{p.threshold:g}"]
@@ -122,34 +129,44 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
     for seed in seeds[1:]:
         runs += [one(a, chosen[a], seed) for a in ("relu", "tanh")]
 
-    per_seed = []
+    per_seed, failures = [], {}
     for seed in seeds:
         relu, tanh = (next(r for r in runs if r["activation"] == a and r["seed"] == seed
                            and r["learning_rate"] == chosen[a]) for a in ("relu", "tanh"))
+        for r in (relu, tanh):
+            if r["diverged"]:
+                failures[r["name"]] = "diverged (non-finite loss)"
         ratios = {}
         for t in p.thresholds:
-            ratio, lower = speedup(relu["steps_to"][f"{t:g}"], tanh["steps_to"][f"{t:g}"],
-                                   tanh["budget_steps"])
+            # A seed where a run diverged is left out: its steps say nothing about speed.
+            ratio, lower = (None, False) if relu["diverged"] or tanh["diverged"] else speedup(
+                relu["steps_to"][f"{t:g}"], tanh["steps_to"][f"{t:g}"], tanh["budget_steps"])
             ratios[f"{t:g}"] = {"ratio": ratio, "lower_bound": lower}
         per_seed.append({"seed": seed, "relu_steps": relu["steps_to"][f"{p.threshold:g}"],
                          "tanh_steps": tanh["steps_to"][f"{p.threshold:g}"],
                          "steps_per_epoch": relu["steps_per_epoch"], "ratios": ratios})
-    main = [s["ratios"][f"{p.threshold:g}"] for s in per_seed]
-    values = [m["ratio"] for m in main if m["ratio"] is not None]
-    summary = {**stats.summarize(values), "unit": "x (tanh steps / ReLU steps)",
-               "lower_bound": any(m["lower_bound"] for m in main),
-               "by_threshold": {f"{t:g}": stats.summarize(
-                   [s["ratios"][f"{t:g}"]["ratio"] for s in per_seed
-                    if s["ratios"][f"{t:g}"]["ratio"] is not None]) for t in p.thresholds}}
+
+    def over_seeds(t: float) -> dict[str, Any]:
+        got = [r for s in per_seed if (r := s["ratios"][f"{t:g}"])["ratio"] is not None]
+        return {**stats.summarize([g["ratio"] for g in got]),
+                "lower_bound": any(g["lower_bound"] for g in got)}
+
+    summary = {**over_seeds(p.threshold), "unit": "x (tanh steps / ReLU steps)",
+               "by_threshold": {f"{t:g}": over_seeds(t) for t in p.thresholds},
+               "did_not_train": failures}
     effect = None if summary["mean"] is None else summary["mean"] - 1.0
     verdict = stats.verdict(effect, summary["stderr"], +1)
     bound = ">= " if summary["lower_bound"] else ""
-    ladder = ", ".join(f"{float(t):.0%}: {v['mean']:.2f}x" for t, v in
-                       summary["by_threshold"].items() if v["mean"] is not None)
+    ladder = ", ".join(f"{float(t):.0%}: {'>= ' if v['lower_bound'] else ''}{v['mean']:.2f}x"
+                       + (f" (n={v['n']})" if v["n"] < len(seeds) else "")
+                       for t, v in summary["by_threshold"].items() if v["mean"] is not None)
     note = (f"ReLU faster by {bound}{summary['mean']:.2f}x at {p.threshold:.0%} training "
             f"error (mean ratio by threshold: {ladder}; a tanh run that never got there "
             "counts its whole budget, so the ratio is a lower bound); the paper's 6x was at 25% "
             "on CIFAR-10" if summary["mean"] is not None else "ReLU never reached the threshold")
+    if failures:
+        note += ("; left out (a run of the seed diverged): "
+                 + ", ".join(f"{n} {why}" for n, why in failures.items()))
     settings = {"data": data, "network": "4-layer CNN (3 conv + 1 fc, cuda-convnet's "
                 "CIFAR-10 layout), LRN on, no dropout, no weight decay, no augmentation",
                 "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p),
@@ -240,7 +257,7 @@ def run_lrn_small(seeds: Sequence[int], data: str, out_dir: str | Path, *,
                         "steps_per_epoch": r["steps_per_epoch"]}
 
             name = f"{'lrn' if use_lrn else 'no_lrn'}_seed{seed}"
-            runs.append(cached_run(out_dir, claim.name, name, measure))
+            runs.append(cached_run(out_dir, claim.name, name, measure, _run_settings(p, data)))
     summary, note = lrn_summary(runs, seeds, None if tiny else source.info.num_classes)
     verdict = stats.verdict(summary["mean"], summary["stderr"], +1)
     settings = {"data": data, "network": "4-layer CNN (3 conv + 1 fc), ReLU, LRN after pool1 "

@@ -32,18 +32,6 @@ def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
     return {"mean": mean, "std": std, "stderr": std / math.sqrt(n), "n": n}
 
 
-def difference(variant: Sequence[float], baseline: Sequence[float]
-               ) -> dict[str, float | int | None]:
-    """mean(variant) - mean(baseline) and its standard error sqrt(se_v^2 + se_b^2)."""
-    v, b = summarize(variant), summarize(baseline)
-    if v["mean"] is None or b["mean"] is None:
-        return {"mean": None, "stderr": None, "n": min(v["n"], b["n"])}
-    stderr = None
-    if v["stderr"] is not None and b["stderr"] is not None:
-        stderr = math.sqrt(v["stderr"] ** 2 + b["stderr"] ** 2)
-    return {"mean": v["mean"] - b["mean"], "stderr": stderr, "n": min(v["n"], b["n"])}
-
-
 def verdict(effect: float | None, stderr: float | None, expected_sign: int) -> str:
     """The verdict on an effect the paper says has sign `expected_sign` (+1 or -1).
 
@@ -56,6 +44,15 @@ def verdict(effect: float | None, stderr: float | None, expected_sign: int) -> s
     if effect is None or stderr is None or abs(effect) < stderr:
         return INCONCLUSIVE
     return REPRODUCED if effect * expected_sign > 0 else NOT_REPRODUCED
+
+
+def all_verdicts(verdicts: Sequence[str]) -> str:
+    """The verdict on a claim made of several effects that must all hold (e.g. removing *any*
+    middle layer costs): reproduced if every one is, not reproduced if any is not, else
+    inconclusive."""
+    if verdicts and all(v == REPRODUCED for v in verdicts):
+        return REPRODUCED
+    return NOT_REPRODUCED if NOT_REPRODUCED in verdicts else INCONCLUSIVE
 
 
 def at_chance(error: float, num_classes: int) -> bool:

@@ -16,7 +16,13 @@ HEADER = ("| Claim | Where in the paper | The paper's finding | Our setting | Ou
 
 
 def measured_text(summary: dict[str, Any]) -> str:
-    """"mean ± std (n=N)" of a summary, with its unit; "no result" without a mean."""
+    """"mean ± std (n=N)" of a summary, with its unit; "no result" without a mean. A summary
+    of several effects ("by_variant") gives each: "name: mean ± std (n=N); ...", then the
+    unit."""
+    if "by_variant" in summary:
+        parts = [f"{v}: {measured_text({**e, 'unit': ''})}"
+                 for v, e in summary["by_variant"].items()]
+        return f"{'; '.join(parts)} {summary.get('unit', '')}".rstrip()
     mean, std, n = summary.get("mean"), summary.get("std"), summary.get("n", 0)
     if mean is None:
         return "no result"
