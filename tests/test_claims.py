@@ -55,11 +55,32 @@ def test_summarize_matches_numpy():
 
 def test_verdict_rule():
     # An effect smaller than its standard error is no result, whatever its sign.
-    assert stats.verdict(0.01, 0.02, +1) == stats.INCONCLUSIVE
-    assert stats.verdict(-0.01, 0.02, +1) == stats.INCONCLUSIVE
-    assert stats.verdict(0.03, 0.02, +1) == stats.REPRODUCED
-    assert stats.verdict(-0.03, 0.02, +1) == stats.NOT_REPRODUCED
-    assert stats.verdict(0.03, None, +1) == stats.INCONCLUSIVE  # one seed
+    def effect(values):
+        return stats.summarize(values)
+
+    # n=5: mean 0.03, stderr 0.005, t(4) = 2.776: the interval 0.03 ± 0.014 leaves out 0.
+    clear = [0.02, 0.025, 0.03, 0.035, 0.04]
+    assert stats.verdict(effect(clear), +1) == stats.REPRODUCED
+    assert stats.verdict(effect([-v for v in clear]), +1) == stats.NOT_REPRODUCED
+    assert stats.verdict(effect([-v for v in clear]), -1) == stats.REPRODUCED
+    # An effect smaller than its standard error is no result, whatever its sign.
+    assert stats.verdict(effect([-0.01, 0.03]), +1) == stats.INCONCLUSIVE
+    # Two seeds that agree in sign are not enough: 0 and -0.03 points (mean -0.015, stderr
+    # 0.015) were non_overlapping_pool's; the 95% interval is -0.015 ± 0.19.
+    assert stats.verdict(effect([0.0, -0.0003]), +1) == stats.INCONCLUSIVE
+    assert stats.verdict(effect([0.015, 0.016]), +1) == stats.REPRODUCED  # 31 stderrs
+    assert stats.verdict(effect([0.03]), +1) == stats.INCONCLUSIVE  # one seed
+    # A ratio's null is 1: 3.1x and 2.3x over two seeds (figure1) is 2.7 ± 5.0.
+    assert stats.verdict(effect([3.12, 2.34]), +1, null=1.0) == stats.INCONCLUSIVE
+    assert stats.verdict(effect([3.12, 2.34, 2.9, 2.5, 2.8]), +1, null=1.0) == stats.REPRODUCED
+
+
+def test_t_quantiles_match_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for df in range(1, 200):
+        assert stats.t_quantile_975(df) == pytest.approx(scipy_stats.t.ppf(0.975, df), abs=1e-3)
+    with pytest.raises(ValueError, match="df=0"):
+        stats.t_quantile_975(0)
     # A claim of several effects (depth: removing *any* middle layer) holds only if each does.
     yes, no, unsure = stats.REPRODUCED, stats.NOT_REPRODUCED, stats.INCONCLUSIVE
     assert stats.all_verdicts([yes, yes]) == yes
@@ -117,18 +138,18 @@ def test_ablation_effect_is_paired_by_seed():
 def test_depth_judges_each_removed_layer_alone():
     from keras_alexnet.claims.full_claims import ablation_summary
 
-    # Without conv3 +4 points, without conv4 -0.5: pooled, +1.75 would look like the paper's
+    # Without conv3 +4 points, without conv4 -0.5: pooled, +1.8 would look like the paper's
     # "any middle layer costs ~2 points"; judged alone, conv4's removal did not cost.
     errors = {"baseline": {0: 0.10, 1: 0.12}, "no_conv3": {0: 0.14, 1: 0.161},
-              "no_conv4": {0: 0.095, 1: 0.114}}
+              "no_conv4": {0: 0.095, 1: 0.1149}}
     s = ablation_summary(_ablation_runs(errors), ["no_conv3", "no_conv4"], "test_top1_error")
     by = s["by_variant"]
     assert by["no_conv3"]["verdict"] == stats.REPRODUCED
     assert by["no_conv4"]["verdict"] == stats.NOT_REPRODUCED
     assert s["verdict"] == stats.NOT_REPRODUCED
-    assert s["mean"] == pytest.approx(by["no_conv4"]["mean"]) == pytest.approx(-0.0055)
+    assert s["mean"] == pytest.approx(by["no_conv4"]["mean"]) == pytest.approx(-0.00505)
     text = table.measured_text({**s, "unit": "points"})
-    assert text.startswith("no_conv3: 0.0405 ± ") and "; no_conv4: -0.0055 ± " in text
+    assert text.startswith("no_conv3: 0.0405 ± ") and "; no_conv4: -0.00505 ± " in text
     assert text.endswith("(n=2) points")
 
 

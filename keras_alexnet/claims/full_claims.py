@@ -233,7 +233,7 @@ def ablation_summary(kept: Sequence[dict[str, Any]], variants: Sequence[str],
     for v in variants:
         runs = [r for r in kept if r["variant"] == v]
         effect = stats.summarize([r[metric] - base[r["seed"]] for r in runs])
-        by_variant[v] = {**effect, "verdict": stats.verdict(effect["mean"], effect["stderr"], +1),
+        by_variant[v] = {**effect, "verdict": stats.verdict(effect, +1),
                          "baseline": stats.summarize(list(base.values())),
                          "variant": stats.summarize([r[metric] for r in runs])}
     if len(variants) == 1:
@@ -387,7 +387,7 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precisi
                "did_not_train": failures}
     # Trained fc7 minus raw pixels, paired by seed (the same queries and database).
     diff = stats.summarize([r["trained"] - r["raw_pixels"] for r in runs])
-    verdict = stats.verdict(diff["mean"], diff["stderr"], +1)
+    verdict = stats.verdict(diff, +1)
     note = (f"label agreement: trained fc7 {summary['mean']:.3f}, untrained fc7 "
             f"{summary['untrained']['mean']:.3f}, raw pixels {summary['raw_pixels']['mean']:.3f}"
             if summary["mean"] is not None else "no trained network")

@@ -154,8 +154,7 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
     summary = {**over_seeds(p.threshold), "unit": "x (tanh steps / ReLU steps)",
                "by_threshold": {f"{t:g}": over_seeds(t) for t in p.thresholds},
                "did_not_train": failures}
-    effect = None if summary["mean"] is None else summary["mean"] - 1.0
-    verdict = stats.verdict(effect, summary["stderr"], +1)
+    verdict = stats.verdict(summary, +1, null=1.0)  # a ratio: 1 is no speed-up
     bound = ">= " if summary["lower_bound"] else ""
     ladder = ", ".join(f"{float(t):.0%}: {'>= ' if v['lower_bound'] else ''}{v['mean']:.2f}x"
                        + (f" (n={v['n']})" if v["n"] < len(seeds) else "")
@@ -259,7 +258,7 @@ def run_lrn_small(seeds: Sequence[int], data: str, out_dir: str | Path, *,
             name = f"{'lrn' if use_lrn else 'no_lrn'}_seed{seed}"
             runs.append(cached_run(out_dir, claim.name, name, measure, _run_settings(p, data)))
     summary, note = lrn_summary(runs, seeds, None if tiny else source.info.num_classes)
-    verdict = stats.verdict(summary["mean"], summary["stderr"], +1)
+    verdict = stats.verdict(summary, +1)
     settings = {"data": data, "network": "4-layer CNN (3 conv + 1 fc), ReLU, LRN after pool1 "
                 "and pool2 with Section 3.3's constants, or none",
                 "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p), "seeds": list(seeds)}
