@@ -337,6 +337,11 @@ def test_every_claim_tiny_end_to_end_sharing_the_baseline(tmp_path, subtests):
             assert (tmp_path / f"{name}.png").stat().st_size > 0
             if len(seeds) == 2:
                 assert record["summary"]["n"] == 2 and record["summary"]["std"] is not None
+            if name in ("no_dropout", "no_augmentation"):  # overfitting: the errors behind
+                runs = {r["variant"]: r for r in record["runs"] if r["seed"] == 0}
+                assert f"test / train error: {name} {100 * runs[name]['test_top1_error']:.2f}% / " \
+                       f"{100 * runs[name]['train_top1_error']:.2f}%, baseline " \
+                       in record["verdict_note"]
             if CLAIMS[name].kind == FULL:
                 assert record["settings"]["precision"] == "float32"
                 assert "--precision=float32" in record["command"]

@@ -203,6 +203,15 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
                                            for v in variants)
             + f" vs {100 * summary['baseline']['mean']:.2f}% (baseline){paper}"
             if summary["mean"] is not None else "no seed where every run trained")
+    if metric == "gap" and summary["mean"] is not None:
+        # Overfitting (Sections 4.1, 4.2): the errors behind the gap, test / train.
+        def errors(v: str) -> str:
+            mine = [r for r in kept if r["variant"] == v]
+            test, train_ = (stats.summarize([r[k] for r in mine])["mean"]
+                            for k in ("test_top1_error", "train_top1_error"))
+            return f"{v} {100 * test:.2f}% / {100 * train_:.2f}%"
+
+        note += "; test / train error: " + ", ".join(errors(v) for v in (*variants, BASELINE))
     if failures:
         note += ("; did not train: " + ", ".join(f"{n} {why}" for n, why in failures.items())
                  + ": those seeds are left out of the means and the verdict")
