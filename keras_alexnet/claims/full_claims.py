@@ -213,8 +213,8 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
 
         note += "; test / train error: " + ", ".join(errors(v) for v in (*variants, BASELINE))
     if failures:
-        note += ("; did not train: " + ", ".join(f"{n} {why}" for n, why in failures.items())
-                 + ": those seeds are left out of the means and the verdict")
+        note += (f"; did not train: {stats.failures_text(failures)}: those seeds are left out "
+                 "of the means and the verdict")
     summary["did_not_train"] = failures
     record = _record(claim, p, runs, summary, verdict, note, seeds, data, tiny, variants)
     plots.ablation(record, Path(out_dir) / f"{name}.png", metric, f"{metric_label} (%)")
@@ -402,7 +402,7 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precisi
             if summary["mean"] is not None else "no trained network")
     if failures:
         note += ("; left out, the baseline did not train: "
-                 + ", ".join(f"{n} {why}" for n, why in failures.items()))
+                 + stats.failures_text(failures))
     record = _record(claim, p, runs, summary, verdict, note, seeds, data, tiny, [])
     record["settings"]["network"] = (f"AlexNet ({p.preset} preset) after {p.budget_steps} "
                                      "steps, the same network untrained, raw 32x32 pixels")

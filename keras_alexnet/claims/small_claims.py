@@ -133,9 +133,9 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
     for seed in seeds:
         relu, tanh = (next(r for r in runs if r["activation"] == a and r["seed"] == seed
                            and r["learning_rate"] == chosen[a]) for a in ("relu", "tanh"))
-        for r in (relu, tanh):
-            if r["diverged"]:
-                failures[r["name"]] = "diverged (non-finite loss)"
+        for r in (relu, tanh):  # no test error here: only the loss is judged
+            if why := stats.why_not_trained(math.nan, None, r["diverged"]):
+                failures[r["name"]] = why
         ratios = {}
         for t in p.thresholds:
             # A seed where a run diverged is left out: its steps say nothing about speed.
@@ -165,7 +165,7 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
             "on CIFAR-10" if summary["mean"] is not None else "ReLU never reached the threshold")
     if failures:
         note += ("; left out (a run of the seed diverged): "
-                 + ", ".join(f"{n} {why}" for n, why in failures.items()))
+                 + stats.failures_text(failures))
     settings = {"data": data, "network": "4-layer CNN (3 conv + 1 fc, cuda-convnet's "
                 "CIFAR-10 layout), LRN on, no dropout, no weight decay, no augmentation",
                 "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p),
@@ -221,7 +221,7 @@ def lrn_summary(runs: Sequence[dict[str, Any]], seeds: Sequence[int],
         counts = summary["did_not_train_count"]
         note += (f"; did not train: {counts['without_lrn']} of {len(seeds)} runs without LRN, "
                  f"{counts['with_lrn']} of {len(seeds)} with ("
-                 + ", ".join(f"{name} {why}" for name, why in failures.items())
+                 + stats.failures_text(failures)
                  + "): those seeds are left out of the means and the verdict; per seed: "
                  + ", ".join(f"seed {s}: {100 * by[False, s]['final_test_error']:.1f}% vs "
                              f"{100 * by[True, s]['final_test_error']:.1f}%" for s in seeds)

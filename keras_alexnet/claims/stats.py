@@ -107,3 +107,8 @@ def why_not_trained(error: float, num_classes: int | None, diverged: bool = Fals
     if not math.isfinite(error):
         return "no finite test error"
     return f"stayed at chance ({100 * error:.1f}% test error)"
+
+
+def failures_text(failures: dict[str, str]) -> str:
+    """{run: why_not_trained's reason} as a note lists them: "run reason, run reason"."""
+    return ", ".join(f"{name} {why}" for name, why in failures.items())
