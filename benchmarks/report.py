@@ -158,8 +158,14 @@ def _add_ratios(results: list[dict[str, Any]]) -> None:
 def target_ratios(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The figures the speed targets are stated in, for Keras at the headline batch.
 
+    The speed issue's targets: fp32 at >= 85% of the fp32 ceiling's rate and >= 2x the fastest
+    PyTorch build; bf16 >= 1.8x our fp32 in training (>= 2x in inference) and >= 3x PyTorch's
+    bf16 autocast; bf16 memory no higher than fp32's. bf16 against its own ceiling is reported
+    with no goal: the issue asks for the fraction, not a bound.
+
     Returns:
-      One {"name", "value", "goal", "unit"} per figure the results allow ("x" a ratio, "%" a
+      One {"name", "value", "goal", "kind", "unit"} per figure the results allow (`kind`
+      "at_least", "at_most" or "reported", the last with goal None; `unit` "x" a ratio, "%" a
       fraction of the ceiling), in the order the table lists them.
     """
     from benchmarks.run import headline_batch  # run.py imports this module
@@ -168,31 +174,31 @@ def target_ratios(report: dict[str, Any]) -> list[dict[str, Any]]:
     keras = {(r["precision"], r["mode"]): r for r in report["results"]
              if r["framework"] == "keras" and r["batch_size"] == batch and "images_per_s" in r}
     wanted = []
-    for precision in (FLOAT32, MIXED_BF16):
+    for precision, goal in ((FLOAT32, 0.85), (MIXED_BF16, None)):
         label = PRECISION_LABELS[precision]
-        for mode, goal in (("train", 0.85), ("infer", 0.85)):
+        for mode in ("train", "infer"):
             wanted.append((f"{label} {mode} / {label} ceiling", (precision, mode),
-                           "fraction_of_ceiling", goal, "%"))
+                           "fraction_of_ceiling", goal, "at_least", "%"))
     wanted += [
-        ("fp32 train / fastest PyTorch fp32", (FLOAT32, "train"), "speedup_vs_torch", 2.0, "x"),
-        ("fp32 infer / fastest PyTorch fp32", (FLOAT32, "infer"), "speedup_vs_torch", 2.0, "x"),
-        ("bf16 train / our fp32 train", (MIXED_BF16, "train"), "vs_float32", 1.8, "x"),
+        ("fp32 train / fastest PyTorch fp32", (FLOAT32, "train"), "speedup_vs_torch", 2.0,
+         "at_least", "x"),
+        ("fp32 infer / fastest PyTorch fp32", (FLOAT32, "infer"), "speedup_vs_torch", 2.0,
+         "at_least", "x"),
+        ("bf16 train / our fp32 train", (MIXED_BF16, "train"), "vs_float32", 1.8, "at_least",
+         "x"),
         ("bf16 train / fastest PyTorch bf16 autocast", (MIXED_BF16, "train"),
-         "speedup_vs_torch", 3.0, "x"),
-        ("bf16 infer / our fp32 infer", (MIXED_BF16, "infer"), "vs_float32", 2.0, "x"),
-        ("bf16 train peak RSS / fp32's", (MIXED_BF16, "train"), "peak_rss_vs_float32", None,
+         "speedup_vs_torch", 3.0, "at_least", "x"),
+        ("bf16 infer / our fp32 infer", (MIXED_BF16, "infer"), "vs_float32", 2.0, "at_least",
          "x"),
-        ("bf16 infer peak RSS / fp32's", (MIXED_BF16, "infer"), "peak_rss_vs_float32", None,
-         "x"),
+        ("bf16 train peak RSS / fp32's", (MIXED_BF16, "train"), "peak_rss_vs_float32", 1.0,
+         "at_most", "x"),
+        ("bf16 infer peak RSS / fp32's", (MIXED_BF16, "infer"), "peak_rss_vs_float32", 1.0,
+         "at_most", "x"),
     ]
-    targets = []
-    for name, key, field, goal, unit in wanted:
-        if key in keras and field in keras[key]:
-            # Memory: at most fp32's (goal 1.0, lower is better); the rest: at least the goal.
-            targets.append({"name": name, "batch_size": batch, "value": keras[key][field],
-                            "goal": 1.0 if goal is None else goal,
-                            "higher_is_better": goal is not None, "unit": unit})
-    return targets
+    return [{"name": name, "batch_size": batch, "value": keras[key][field], "goal": goal,
+             "kind": kind if goal is not None else "reported", "unit": unit}
+            for name, key, field, goal, kind, unit in wanted
+            if key in keras and field in keras[key]]
 
 
 def _summarize_runs(runs: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
@@ -330,9 +336,14 @@ def _target_lines(targets: list[dict[str, Any]]) -> list[str]:
     for t in targets:
         show = ((lambda x: f"{100 * x:.0f}%") if t["unit"] == "%"
                 else (lambda x: f"{x:.2f}x"))
-        met = t["value"] >= t["goal"] if t["higher_is_better"] else t["value"] <= t["goal"]
-        goal = ("≥ " if t["higher_is_better"] else "≤ ") + show(t["goal"])
-        lines.append(f"| {t['name']} | {show(t['value'])} | {goal} | {'yes' if met else 'no'} |")
+        if t["kind"] == "reported":
+            goal, met = "none (reported)", "n/a"
+        else:
+            at_least = t["kind"] == "at_least"
+            goal = ("≥ " if at_least else "≤ ") + show(t["goal"])
+            ok = t["value"] >= t["goal"] if at_least else t["value"] <= t["goal"]
+            met = "yes" if ok else "no"
+        lines.append(f"| {t['name']} | {show(t['value'])} | {goal} | {met} |")
     return lines
 
 
