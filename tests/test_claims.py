@@ -4,6 +4,7 @@ the JSON records, resumability, and every claim end to end at a tiny size."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -101,13 +102,17 @@ def test_a_finished_run_is_read_back_only_with_its_settings(tmp_path):
 
     def measure(work_dir):
         calls.append(work_dir)
+        time.sleep(0.2)
         return {"error": 0.1}
 
     settings = {"data": "fashion_mnist", "budget_steps": 1500, "thresholds": (0.3, 0.2)}
+    (tmp_path / "claim" / "run_seed0").mkdir(parents=True)  # an interrupted earlier sitting
     first = cached_run(tmp_path, "claim", "run_seed0", measure, settings)
+    assert 0.2 <= first.pop("wall_seconds") < 60
     assert first == {"name": "run_seed0", "settings": {**settings, "thresholds": [0.3, 0.2]},
-                     "error": 0.1}
-    assert cached_run(tmp_path, "claim", "run_seed0", measure, settings) == first
+                     "error": 0.1, "resumed": True}
+    again = cached_run(tmp_path, "claim", "run_seed0", measure, settings)
+    assert again.pop("wall_seconds") >= 0.2 and again == first
     assert calls == [tmp_path / "claim" / "run_seed0"]  # measured once
     with pytest.raises(ValueError, match=r"^\S+run_seed0\.json is a finished run with other "
                        r"settings \(data='fashion_mnist' there, 'folder:/x' now; "
@@ -116,6 +121,7 @@ def test_a_finished_run_is_read_back_only_with_its_settings(tmp_path):
         cached_run(tmp_path, "claim", "run_seed0", measure,
                    {**settings, "budget_steps": 3000, "data": "folder:/x"})
     assert len(calls) == 1
+    assert cached_run(tmp_path, "claim", "run_seed1", measure, settings)["resumed"] is False
 
 
 def test_ablation_effect_is_paired_by_seed():

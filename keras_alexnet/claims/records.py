@@ -8,6 +8,7 @@ Layout under `out_dir`: <claim>.json and <claim>.png (the results), <claim>/runs
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ def cached_run(out_dir: str | Path, claim: str, name: str,
     """The run `name`'s record: read back if it finished before, else `measure(work_dir)`'s.
 
     The record is written only once the run has finished, so an interrupted run has none and
-    is measured again (its work dir lets it resume where it stopped). It keeps `settings`
+    is measured again (its work dir lets it resume where it stopped); the record keeps the
+    measuring call's `wall_seconds` and whether it `resumed` a work dir. It keeps `settings`
     (everything besides its name that decides its numbers: data, budget, protocol), so a run
     made with other settings is never read back as this one.
 
@@ -55,7 +57,13 @@ def cached_run(out_dir: str | Path, claim: str, name: str,
                              f"{'; '.join(changed)}): use another --out_dir, or delete that "
                              "file and its work dir to run it again.")
         return record
-    record = {"name": name, "settings": settings, **measure(Path(out_dir) / claim / name)}
+    work_dir = Path(out_dir) / claim / name
+    resumed = work_dir.exists()
+    start = time.monotonic()
+    record = {"name": name, "settings": settings, **measure(work_dir)}
+    # The cost of a run (the claim's own time drops to seconds when it is regenerated from
+    # finished runs); a resumed run's earlier sittings are not in it, hence `resumed`.
+    record.update(wall_seconds=round(time.monotonic() - start, 1), resumed=resumed)
     write_json(path, record)
     return record
 
