@@ -138,7 +138,8 @@ def test_entry_point_help_lists_every_command_without_tensorflow():
 
 
 @pytest.mark.parametrize("command", ["demo", "train", "evaluate", "export", "visualize",
-                                     "plot-curves", "prepare-imagenet", "import-caffe"])
+                                     "plot-curves", "prepare-imagenet", "import-caffe",
+                                     "reproduce"])
 def test_entry_point_command_help_exits_0_without_tensorflow(command):
     out, _, code = _dispatch_no_tf(command, "--help")
     assert code == 0

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot-curves": ("plot_curves", "A run's learning curves as a PNG."),
     "prepare-imagenet": ("prepare_imagenet", "ImageNet to 256x256 TFRecord shards + statistics."),
     "import-caffe": ("import_caffe", "Caffe's trained bvlc_alexnet/CaffeNet as a run directory."),
+    "reproduce": ("reproduce", "The paper's findings at small scale: runs, statistics, verdict."),
 }
 # The benchmark lives in the repository's benchmarks/ package, which the wheel does not hold.
 BENCHMARK = "benchmark"
