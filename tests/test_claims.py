@@ -154,9 +154,9 @@ def test_depth_judges_each_removed_layer_alone():
     assert by["no_conv4"]["verdict"] == stats.NOT_REPRODUCED
     assert s["verdict"] == stats.NOT_REPRODUCED
     assert s["mean"] == pytest.approx(by["no_conv4"]["mean"]) == pytest.approx(-0.00505)
-    text = table.measured_text({**s, "unit": "points"})
-    assert text.startswith("no_conv3: 0.0405 ± ") and "; no_conv4: -0.00505 ± " in text
-    assert text.endswith("(n=2) points")
+    text = table.measured_text({**s, "unit": "of test top-1 error", "points": True})
+    assert text.startswith("no_conv3: +4.05 ± ") and "; no_conv4: -0.50 ± " in text
+    assert text.endswith(" points (n=2) of test top-1 error")
 
 
 def test_a_run_at_chance_learned_nothing():
@@ -246,6 +246,12 @@ def test_table_generator_turns_known_json_into_markdown():
                                   if k != "precision"}}
     assert "seeds 0,1; float32 |" in table.claims_table([fp32])
     assert table.measured_text(KNOWN["summary"]) == "0.012 ± 0.004 (n=2) points"
+    # Differences of error fractions read in signed points, as the paper gives its effects.
+    assert table.measured_text({"mean": -0.00065, "std": 0.00474, "n": 2, "points": True,
+                                "unit": "of test error"}) == (
+        "-0.07 ± 0.47 points (n=2) of test error")
+    assert table.measured_text({"mean": 0.0296, "std": None, "n": 1, "points": True}) == (
+        "+2.96 points (one run) (n=1)")
     assert table.measured_text({"mean": 2.0, "std": None, "n": 1, "lower_bound": True}) == (
         ">= 2 (one run: no spread) (n=1)")
 

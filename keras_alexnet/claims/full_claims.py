@@ -195,7 +195,7 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
     # Not in smoke tests: their few steps leave every run near chance.
     kept, failures = trained_seeds(runs, None if tiny else PRESETS[p.preset].model.num_classes)
     summary = ablation_summary(kept, variants, metric)
-    summary["unit"] = f"{metric_label}, variant - baseline (fraction: 0.01 = 1 point)"
+    summary.update(unit=f"of {metric_label}, variant - baseline", points=True)
     verdict = summary.pop("verdict")
     paper = f"; paper: {claim.paper_value:g} points" if claim.paper_value else ""
     by = summary.get("by_variant", {variants[0]: summary})

@@ -203,7 +203,7 @@ def lrn_summary(runs: Sequence[dict[str, Any]], seeds: Sequence[int],
     # Paired by seed (same data order and init of the shared layers): the per-seed differences'
     # mean and standard error.
     diff = stats.summarize([a - b for a, b in zip(err[False], err[True])])
-    summary = {**diff, "unit": "test error, no LRN - LRN (fraction: 0.01 = 1 point)",
+    summary = {**diff, "unit": "of test error, no LRN - LRN", "points": True,
                "with_lrn": stats.summarize(err[True]),
                "without_lrn": stats.summarize(err[False]),
                "did_not_train": failures,

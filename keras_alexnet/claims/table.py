@@ -18,17 +18,24 @@ HEADER = ("| Claim | Where in the paper | The paper's finding | Our setting | Ou
 def measured_text(summary: dict[str, Any]) -> str:
     """"mean ± std (n=N)" of a summary, with its unit; "no result" without a mean. A summary
     of several effects ("by_variant") gives each: "name: mean ± std (n=N); ...", then the
-    unit."""
+    unit. A difference of error fractions (`"points": True`) reads in signed percentage
+    points ("-0.07 ± 0.47 points"), as the paper states its effects."""
+    points = summary.get("points", False)
     if "by_variant" in summary:
-        parts = [f"{v}: {measured_text({**e, 'unit': ''})}"
+        parts = [f"{v}: {measured_text({**e, 'unit': '', 'points': points})}"
                  for v, e in summary["by_variant"].items()]
         return f"{'; '.join(parts)} {summary.get('unit', '')}".rstrip()
     mean, std, n = summary.get("mean"), summary.get("std"), summary.get("n", 0)
     if mean is None:
         return "no result"
     bound = ">= " if summary.get("lower_bound") else ""
-    spread = f" ± {std:.3g}" if std is not None else " (one run: no spread)"
-    return f"{bound}{mean:.3g}{spread} (n={n}) {summary.get('unit', '')}".rstrip()
+    if points:
+        value = f"{100 * mean:+.2f}"
+        spread = f" ± {100 * std:.2f} points" if std is not None else " points (one run)"
+    else:
+        value = f"{mean:.3g}"
+        spread = f" ± {std:.3g}" if std is not None else " (one run: no spread)"
+    return f"{bound}{value}{spread} (n={n}) {summary.get('unit', '')}".rstrip()
 
 
 def _setting(record: dict[str, Any]) -> str:
