@@ -400,6 +400,10 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precisi
     note = (f"label agreement: trained fc7 {summary['mean']:.3f}, untrained fc7 "
             f"{summary['untrained']['mean']:.3f}, raw pixels {summary['raw_pixels']['mean']:.3f}"
             if summary["mean"] is not None else "no trained network")
+    if diff["mean"] is not None:  # the effect the verdict judges
+        spread = f" ± {100 * diff['std']:.2f}" if diff["std"] is not None else ""
+        note += (f"; trained fc7 - raw pixels {100 * diff['mean']:+.2f}{spread} points, "
+                 "paired by seed")
     if failures:
         note += ("; left out, the baseline did not train: "
                  + stats.failures_text(failures))
