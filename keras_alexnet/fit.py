@@ -57,17 +57,20 @@ def epoch_batches(
     epochs: int,
     steps_per_epoch: int | None = None,
     augment: bool = True,
+    crops_and_flips: bool = True,
     pca_lighting: bool = True,
 ) -> Iterator[tuple]:
     """Training batches for `model.fit`: `epochs` epochs, each drawn from (seed, epoch).
 
     A generator rather than `dataset.repeat()`: a repeated seeded dataset would replay the
-    same crops, flips and lighting every epoch. `steps_per_epoch` caps each epoch; `augment`
-    and `pca_lighting` are Section 4.1's switches (TrainConfig's, as in the custom loop).
+    same crops, flips and lighting every epoch. `steps_per_epoch` caps each epoch; `augment`,
+    `crops_and_flips` and `pca_lighting` are Section 4.1's switches (TrainConfig's, as in the
+    custom loop).
     """
     for epoch in range(epochs):
         ds = source.train_dataset(batch_size, input_size, seed=seed, epoch=epoch,
-                                  augment=augment, pca_lighting=pca_lighting)
+                                  augment=augment, crops_and_flips=crops_and_flips,
+                                  pca_lighting=pca_lighting)
         yield from (ds.take(steps_per_epoch) if steps_per_epoch else ds)
 
 
@@ -95,7 +98,7 @@ def fit(
     history = model.fit(
         epoch_batches(source, config.batch_size, config.model.input_size, seed=config.seed,
                       epochs=config.epochs, steps_per_epoch=steps, augment=config.augment,
-                      pca_lighting=config.pca_lighting),
+                      crops_and_flips=config.crops_and_flips, pca_lighting=config.pca_lighting),
         epochs=config.epochs,
         steps_per_epoch=steps,
         validation_data=val,

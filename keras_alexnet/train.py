@@ -373,7 +373,8 @@ class _Loop:
         # Each worker reads its own shard; each step takes one batch per local replica.
         per_step = c.batch_size // (num_shards * batch_size)
         ds = self.source.train_dataset(batch_size, c.model.input_size, seed=c.seed, epoch=e,
-                                       augment=c.augment, pca_lighting=c.pca_lighting,
+                                       augment=c.augment, crops_and_flips=c.crops_and_flips,
+                                       pca_lighting=c.pca_lighting,
                                        num_shards=num_shards, shard_index=shard_index,
                                        skip_batches=done * per_step)
         return ds.take((self.steps_per_epoch - done) * per_step)

@@ -77,10 +77,12 @@ class TrainConfig(ConfigMixin):
     # None: a whole epoch (num_train // batch_size) / the whole evaluation set.
     steps_per_epoch: int | None = None
     eval_steps: int | None = None
-    # Section 4.1's two forms of training augmentation: random crops and flips (augment=False:
-    # center crop, no flip, no lighting) and PCA lighting (pca_lighting=False: crops and flips
-    # only). Off for the paper's ablations; evaluation is the same either way.
+    # Section 4.1's two forms of training augmentation, each off alone for its ablation:
+    # random crops and flips (crops_and_flips=False: the center crop, lighting kept) and PCA
+    # lighting (pca_lighting=False: crops and flips only); augment=False turns both off.
+    # Evaluation is the same either way.
     augment: bool = True
+    crops_and_flips: bool = True
     pca_lighting: bool = True
     # Section 4.1: test-time averaging over ten crops (center crop otherwise).
     ten_crop_eval: bool = False

@@ -413,7 +413,7 @@ def test_variant_configs_change_one_switch_each():
     for variant in VARIANTS:
         changed = variant_config(variant, base)
         diffs = {k for k, v in changed.to_dict().items() if v != base.to_dict()[k]}
-        expected = {BASELINE: set(), "no_augmentation": {"augment"},
+        expected = {BASELINE: set(), "no_augmentation": {"crops_and_flips"},
                     "no_pca_lighting": {"pca_lighting"}}.get(variant, {"model"})
         assert diffs == expected, variant
     half = variant_config("one_tower_half", base).model
@@ -438,3 +438,21 @@ def test_pca_lighting_switch_keeps_crops_and_flips():
     assert np.abs(shift[:, 0, 0, :]).max() > 0
     plain = next(iter(source.train_dataset(8, 32, seed=5, epoch=1, augment=False)))[0]
     assert not np.allclose(plain, off)  # crops/flips are still on without lighting
+
+
+def test_crops_and_flips_switch_keeps_the_lighting():
+    """no_augmentation's switch (Section 4.1's first form) leaves the second form on."""
+    from keras_alexnet.data import open_source
+
+    source = open_source("fashion_mnist", image_size=40)
+
+    def batch(**switches):
+        return next(iter(source.train_dataset(8, 32, seed=5, epoch=1, **switches)))[0].numpy()
+
+    plain = batch(augment=False)
+    # Both forms off is the plain center crop, image for image.
+    np.testing.assert_array_equal(batch(crops_and_flips=False, pca_lighting=False), plain)
+    # Lighting alone: the center crop plus the same per-image RGB shift the full pipeline adds.
+    shift = batch(crops_and_flips=False) - plain
+    np.testing.assert_allclose(shift, batch() - batch(pca_lighting=False), atol=1e-3)
+    assert np.abs(shift).max() > 0

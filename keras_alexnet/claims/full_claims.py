@@ -62,8 +62,8 @@ def variant_config(variant: str, base: TrainConfig) -> TrainConfig:
     """`base` with one ablation: a network switch (config.ABLATIONS) or a data switch."""
     if variant == BASELINE:
         return base
-    if variant == "no_augmentation":
-        return base.replace(augment=False)
+    if variant == "no_augmentation":  # Section 4.1's first form ("this scheme"): crops, flips
+        return base.replace(crops_and_flips=False)
     if variant == "no_pca_lighting":
         return base.replace(pca_lighting=False)
     overrides = {}
@@ -254,6 +254,17 @@ def ablation_summary(kept: Sequence[dict[str, Any]], variants: Sequence[str],
             "by_variant": by_variant}
 
 
+# What a variant changes beyond its name, where Fashion-MNIST or the paper's wording need it.
+_VARIANT_DIFFERENCES = {
+    "no_augmentation": " Without augmentation is without Section 4.1's first form, the scheme "
+                       "the paper says prevents overfitting: no random crops or flips (the "
+                       "center crop, unflipped); PCA lighting, the second form, stays on.",
+    "no_pca_lighting": " Fashion-MNIST is gray (one channel repeated), so its RGB covariance "
+                       "has one non-zero eigenvalue and PCA lighting is a random brightness "
+                       "shift, not the paper's shift of colour.",
+}
+
+
 def _record(claim: Any, p: FullProtocol, runs: list[dict[str, Any]], summary: dict[str, Any],
             verdict: str, note: str, seeds: Sequence[int], data: str, tiny: bool,
             variants: Sequence[str]) -> dict[str, Any]:
@@ -275,7 +286,8 @@ def _record(claim: Any, p: FullProtocol, runs: list[dict[str, Any]], summary: di
                        "instead of ~90 epochs; fc6/fc7 biases start at 0 (the preset's "
                        "documented deviation); center-crop test error"
                        + ("." if p.precision == FLOAT32 else "; mixed bfloat16 compute with "
-                          "float32 variables and update (the paper: float32)."),
+                          "float32 variables and update (the paper: float32).")
+                       + "".join(_VARIANT_DIFFERENCES.get(v, "") for v in variants),
         "command": f"python scripts/reproduce.py --claim={claim.name} --seeds={seeds_flag}"
                    f"{data_flag}{budget} --precision={p.precision}{' --tiny' if tiny else ''}",
         "figure": f"{claim.name}.png", "smoke": tiny}

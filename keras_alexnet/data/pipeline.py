@@ -79,15 +79,16 @@ class Source:
                              "(the stored image size); crops are taken from stored images.")
 
     def train_dataset(self, batch_size: int, input_size: int, *, seed: int | None = None,
-                      epoch: int = 0, augment: bool = True, pca_lighting: bool = True,
-                      num_shards: int = 1,
+                      epoch: int = 0, augment: bool = True, crops_and_flips: bool = True,
+                      pca_lighting: bool = True, num_shards: int = 1,
                       shard_index: int = 0, drop_remainder: bool = True,
                       skip_batches: int = 0) -> tf.data.Dataset:
         """One shuffled epoch of (images [B,S,S,3] float32 mean-subtracted, labels int32 [B]).
 
-        augment=False takes the center crop with no flip or lighting; pca_lighting=False keeps
-        the random crops and flips but leaves out the lighting (Section 4.1's two forms of
-        augmentation, for their ablations). skip_batches=k gives the
+        augment=False takes the center crop with no flip or lighting (plain images). Section
+        4.1's two forms of augmentation, each switched off alone for its ablation:
+        crops_and_flips=False takes the center crop, unflipped, and keeps the lighting;
+        pca_lighting=False keeps the random crops and flips. skip_batches=k gives the
         same batches as `.skip(k)`, for mid-epoch resume. It skips without decoding the skipped
         images, except where undecodable files are dropped (the folder source): there only the
         decoded stream tells where batch k starts.
@@ -115,11 +116,14 @@ class Source:
             # Every draw is keyed on (seed, epoch, position in this epoch's stream).
             s = tf.random.experimental.stateless_split(
                 tf.random.experimental.stateless_fold_in(key, index), 3)
-            oy, ox = aug.random_crop_offsets(s[0], info.image_size, size)
-            # Equal to subtracting the whole mean image, then cropping: the crop takes the
-            # matching region of the mean, at S^2 instead of image_size^2 subtractions.
-            image = aug.crop(image, oy, ox, size) - aug.crop(mean, oy, ox, size)
-            image = aug.random_flip(image, s[1])
+            if crops_and_flips:
+                oy, ox = aug.random_crop_offsets(s[0], info.image_size, size)
+                # Equal to subtracting the whole mean image, then cropping: the crop takes the
+                # matching region of the mean, at S^2 instead of image_size^2 subtractions.
+                image = aug.crop(image, oy, ox, size) - aug.crop(mean, oy, ox, size)
+                image = aug.random_flip(image, s[1])
+            else:
+                image = augment_center(image, mean, size)
             if pca_lighting:
                 image = aug.pca_lighting(image, aug.pca_lighting_alpha(s[2]), eigvals, eigvecs)
             return image, label
