@@ -256,6 +256,9 @@ def ablation_summary(kept: Sequence[dict[str, Any]], variants: Sequence[str],
 
 # What a variant changes beyond its name, where Fashion-MNIST or the paper's wording need it.
 _VARIANT_DIFFERENCES = {
+    "one_tower_half": " One tower with half the kernels of conv1-conv4; conv5 and the "
+                      "fully-connected layers keep the two-tower sizes, as the paper's footnote "
+                      "on the one-GPU net says (to keep the parameter count close).",
     "no_augmentation": " Without augmentation is without Section 4.1's first form, the scheme "
                        "the paper says prevents overfitting: no random crops or flips (the "
                        "center crop, unflipped); PCA lighting, the second form, stays on.",
