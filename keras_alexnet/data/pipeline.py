@@ -103,6 +103,8 @@ class Source:
         key = tf.constant([seed, epoch], tf.int64)
         info, size = self.info, input_size
         mean = tf.constant(info.mean_image, tf.float32)
+        # augment=False is both forms off: one plain path for it and for the two switches.
+        crops_and_flips, pca_lighting = crops_and_flips and augment, pca_lighting and augment
         eigvals = tf.constant(info.eigvals, tf.float32)
         eigvecs = tf.constant(info.eigvecs, tf.float32)
 
@@ -111,7 +113,7 @@ class Source:
                 index = index * num_shards + shard_index  # the global position
             image, label = self._decode(*(raw if isinstance(raw, tuple) else (raw,)))
             image = tf.cast(image, tf.float32)
-            if not augment:
+            if not (crops_and_flips or pca_lighting):
                 return augment_center(image, mean, size), label
             # Every draw is keyed on (seed, epoch, position in this epoch's stream).
             s = tf.random.experimental.stateless_split(
