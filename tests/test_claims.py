@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,6 +281,63 @@ def _summary_tags(log_dir):
 
 
 @pytest.mark.slow
+def test_published_runs_are_read_back_with_their_settings_only(tmp_path):
+    from keras_alexnet.claims.records import cached_run, stage_published
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    settings = {"data": "fashion_mnist", "budget_steps": 1500}
+    published = {"name": "base_seed0", "settings": settings, "error": 0.12,
+                 "model_path": str(tmp_path / "gone.keras")}
+    record = {"claim": "a", "smoke": False, "runs": [published]}
+    (docs / "a.json").write_text(json.dumps(record))
+    (docs / "tiny.json").write_text(json.dumps({**record, "claim": "t", "smoke": True, "runs": [
+        {**published, "name": "base_seed1"}]}))
+    assert stage_published(docs, tmp_path / "out") == 1  # smoke records are no results
+    calls = []
+
+    def measure(work_dir):
+        calls.append(work_dir.name)
+        return {"error": 0.5, "model_path": None}
+
+    # Read back in place of the run, under the claim's own runs, without a work dir.
+    assert cached_run(tmp_path / "out", "shared", "base_seed0", measure, settings) == published
+    assert json.loads((tmp_path / "out/shared/runs/base_seed0.json").read_text()) == published
+    assert not (tmp_path / "out/shared/base_seed0").exists() and calls == []
+    # Never in place of a run with other settings, nor of one that needs what it lacks.
+    assert cached_run(tmp_path / "out2", "shared", "base_seed0", measure,
+                      {**settings, "budget_steps": 3000})["error"] == 0.5
+    stage_published(docs, tmp_path / "out3")
+    assert cached_run(tmp_path / "out3", "shared", "base_seed0", measure, settings,
+                      usable=lambda r: Path(r["model_path"]).is_file())["error"] == 0.5
+    # A finished local record that is no longer usable is measured again, too.
+    again = cached_run(tmp_path / "out", "shared", "base_seed0", measure, settings,
+                       usable=lambda r: r["model_path"] is None)
+    assert again["error"] == 0.5 and calls == ["base_seed0"] * 3
+    (docs / "notes.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"^\S+notes\.json is not a claim record \(reproduce "
+                       r"writes them\): move it out of that directory or publish the claim "
+                       r"again\.$"):
+        stage_published(docs, tmp_path / "out")
+
+
+def test_a_published_claim_is_regenerated_from_its_records_without_training(tmp_path):
+    # A fresh clone has the published records and none of the run records or work dirs.
+    docs = tmp_path / "claims"
+    docs.mkdir()
+    published = json.loads(Path("docs/claims/no_lrn.json").read_text())
+    (docs / "no_lrn.json").write_text(json.dumps(published))
+    record = run_claim("no_lrn", published["settings"]["seeds"], "fashion_mnist",
+                       tmp_path / "out", published=docs,
+                       precision=published["settings"]["precision"])
+    assert record["runs"] == published["runs"]
+    assert record["summary"] == published["summary"]
+    assert record["verdict"] == published["verdict"]
+    # No work dir: nothing trained (beside the run records, the HParams config's event file).
+    assert [p.name for p in (tmp_path / "out" / ABLATION_DIR).iterdir() if p.is_dir()] == [
+        "runs"]
+
+
 def test_figure1_tiny_end_to_end_and_rerun_skips_finished_runs(tmp_path):
     record = run_claim("figure1", [0], "fashion_mnist", tmp_path, tiny=True)
     _check_record(record, "figure1")

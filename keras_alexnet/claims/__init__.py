@@ -20,7 +20,8 @@ __all__ = ["CLAIMS", "Claim", "get_claim", "publish", "run_claim"]
 
 
 def run_claim(name: str, seeds: Sequence[int], data: str, out_dir: str | Path, *,
-              tiny: bool = False, **options: Any) -> dict[str, Any]:
+              tiny: bool = False, published: str | Path | None = None,
+              **options: Any) -> dict[str, Any]:
     """Runs claim `name` and writes its record to <out_dir>/<name>.json (and its figure).
 
     Args:
@@ -29,18 +30,23 @@ def run_claim(name: str, seeds: Sequence[int], data: str, out_dir: str | Path, *
       data: a data spec (`keras_alexnet.data.open_source`), e.g. "fashion_mnist".
       out_dir: results, run records and work dirs (see `records`).
       tiny: a smoke-test size (the record is marked "smoke": not a result).
+      published: a directory of published claim records (e.g. docs/claims): a run found
+        there with the same name and settings is read back, not trained (`records`).
       **options: passed to the claim's runner (e.g. `budget_steps` of the full network).
 
     Raises:
-      ValueError: an unknown claim or no seeds.
+      ValueError: an unknown claim, no seeds, or a file in `published` that is not a claim
+        record.
     """
-    from keras_alexnet.claims.records import write_json
+    from keras_alexnet.claims.records import stage_published, write_json
 
     claim = get_claim(name)
     if not seeds:
         raise ValueError("No seeds: pass at least one, e.g. --seeds=0,1.")
     module, function = claim.runner.split(":")
     runner = getattr(importlib.import_module(module), function)
+    if published is not None and Path(published).is_dir():
+        stage_published(published, out_dir)
     start = time.monotonic()
     record = runner(list(seeds), data, out_dir, tiny=tiny, **options)
     # This call's time: runs read back from an earlier sitting cost nothing here.

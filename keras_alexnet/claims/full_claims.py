@@ -118,11 +118,13 @@ def run_settings(p: FullProtocol, data: str) -> dict[str, Any]:
 
 
 def train_variant(p: FullProtocol, variant: str, seed: int, data: str,
-                  out_dir: str | Path) -> dict[str, Any]:
+                  out_dir: str | Path, *, need_model: bool = False) -> dict[str, Any]:
     """One variant and seed, trained (or resumed, or read back) and measured.
 
     A run whose loss overflows is a finished run too: its record says `diverged` and has no
     errors (None), and the claims leave its seed out (stats.why_not_trained).
+    need_model: a record whose model file is gone (read back from published records, which
+    keep the numbers, not the model) is trained again.
     """
     def measure(work_dir: Path) -> dict[str, Any]:
         import tensorflow as tf
@@ -158,8 +160,12 @@ def train_variant(p: FullProtocol, variant: str, seed: int, data: str,
                 "validation": [{"step": h["step"], "val_top1_error": h["val_top1_error"]}
                                for h in result.history]}
 
+    def has_model(record: dict[str, Any]) -> bool:
+        path = record.get("model_path")
+        return record.get("diverged", False) or bool(path) and Path(path).is_file()
+
     return cached_run(out_dir, ABLATION_DIR, run_name(variant, seed, p.precision), measure,
-                      run_settings(p, data))
+                      run_settings(p, data), usable=has_model if need_model else None)
 
 
 def trained_seeds(runs: Sequence[dict[str, Any]], num_classes: int | None
@@ -386,7 +392,10 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precisi
             failures[trained["name"]] = why
             continue
 
-        def measure(work_dir: Path, trained=trained, seed=seed) -> dict[str, Any]:
+        def measure(work_dir: Path, seed=seed) -> dict[str, Any]:
+            # Only now the model file is needed: a baseline read back from published
+            # records has none and trains again.
+            trained = train_variant(p, BASELINE, seed, data, out_dir, need_model=True)
             config = _run_config(p, BASELINE, seed, data, work_dir)
             source = open_source(data, image_size=config.data_image_size)
             size = config.model.input_size

@@ -8,7 +8,9 @@
 
 Resumable: a finished run is read back, an interrupted one continues from its checkpoint.
 Writes <out_dir>/<claim>.json and .png; --docs_dir also copies them to <docs_dir>/claims/ and
-regenerates <docs_dir>/CLAIMS.md from every JSON there.
+regenerates <docs_dir>/CLAIMS.md from every JSON there. With --docs_dir, the runs already
+published there (same name and settings) are read back too, so a fresh clone adds a seed to
+a published claim without training its other seeds again.
 From a clone, `python scripts/reproduce.py` is the same command.
 """
 
@@ -28,7 +30,8 @@ _DATA = flags.DEFINE_string("data", "fashion_mnist", "Data spec (keras_alexnet.d
                             "open_source), e.g. folder:/data/cifar10 for the paper's CIFAR-10.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "runs/claims", "Results, run records, work dirs.")
 _DOCS_DIR = flags.DEFINE_string("docs_dir", None, "Also publish into <docs_dir>/claims/ and "
-                                "regenerate <docs_dir>/CLAIMS.md.")
+                                "regenerate <docs_dir>/CLAIMS.md; runs published there are "
+                                "read back, not trained again.")
 _BUDGET = flags.DEFINE_integer("budget_steps", None, "Full-network claims: training steps "
                                "per run (default: the protocol's).")
 _PRECISION = flags.DEFINE_enum(
@@ -69,8 +72,9 @@ def main(argv: list[str]) -> None:
         options["budget_steps"] = _BUDGET.value
     for name in names:
         small = get_claim(name).kind == "small network"
+        published = f"{_DOCS_DIR.value}/claims" if _DOCS_DIR.value else None
         record = run_claim(name, seeds, _DATA.value, _OUT_DIR.value, tiny=_TINY.value,
-                           **({} if small else options))
+                           published=published, **({} if small else options))
         print(f"{name}: {record['measured']} -> {record['verdict']} ({record['verdict_note']})")
         if _DOCS_DIR.value:
             publish(name, _OUT_DIR.value, _DOCS_DIR.value)
