@@ -303,7 +303,11 @@ def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
 @pytest.mark.slow
 def test_sigint_saves_after_the_step_and_the_rerun_continues_exactly(tmp_path):
     """Ctrl-C: one line saying how to resume, a checkpoint at that step, an exact rerun."""
-    sets = ["epochs=1", "steps_per_epoch=300", "eval_steps=2", "checkpoint_every_steps=1000"]
+    # 120 steps: the signal lands at step 3 or 4 (the log is polled every 50 ms, a tiny step
+    # takes ~30 ms on 2 cores), long before the run could end on its own.
+    steps = 120
+    sets = ["epochs=1", f"steps_per_epoch={steps}", "eval_steps=2",
+            "checkpoint_every_steps=1000"]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
 
     def start(work_dir, out=subprocess.PIPE):
@@ -326,7 +330,7 @@ def test_sigint_saves_after_the_step_and_the_rerun_continues_exactly(tmp_path):
                          r"to resume\.", last)
     assert match, errs[-3000:]
     stopped, saved = int(match[1]), match[2]
-    assert stopped < 300 and saved == tf.train.latest_checkpoint(str(broken / "checkpoints"))
+    assert stopped < steps and saved == tf.train.latest_checkpoint(str(broken / "checkpoints"))
     assert tf.train.load_checkpoint(saved).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == stopped
     assert read_train_log(broken)[-1]["step"] == stopped
     assert not (broken / "model.keras").exists()  # the run is not over
