@@ -412,6 +412,9 @@ def test_every_claim_tiny_end_to_end_sharing_the_baseline(tmp_path, subtests):
                 assert f"test / train error: {name} {100 * runs[name]['test_top1_error']:.2f}% / " \
                        f"{100 * runs[name]['train_top1_error']:.2f}%, baseline " \
                        in record["verdict_note"]
+            if name in ("no_pca_lighting", "no_lrn"):  # the paper's effect, in words
+                paper = {"no_pca_lighting": "paper: 1 point", "no_lrn": "paper: 1.4 points"}
+                assert record["verdict_note"].endswith(paper[name])
             if CLAIMS[name].kind == FULL:
                 assert record["settings"]["precision"] == "float32"
                 assert "--precision=float32" in record["command"]

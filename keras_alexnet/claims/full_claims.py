@@ -203,7 +203,8 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
     summary = ablation_summary(kept, variants, metric)
     summary.update(unit=f"of {metric_label}, variant - baseline", points=True)
     verdict = summary.pop("verdict")
-    paper = f"; paper: {claim.paper_value:g} points" if claim.paper_value else ""
+    value = claim.paper_value
+    paper = f"; paper: {value:g} point{'' if value == 1 else 's'}" if value else ""
     by = summary.get("by_variant", {variants[0]: summary})
     note = (f"{metric_label} " + ", ".join(f"{100 * by[v]['variant']['mean']:.2f}% ({v})"
                                            for v in variants)
