@@ -272,6 +272,10 @@ _VARIANT_DIFFERENCES = {
     "no_pca_lighting": " Fashion-MNIST is gray (one channel repeated), so its RGB covariance "
                        "has one non-zero eigenvalue and PCA lighting is a random brightness "
                        "shift, not the paper's shift of colour.",
+    "no_conv3": " The paper does not say which layers are the 'middle' ones or how the "
+                "network was rewired: conv3 and conv4 (the layers between the two pooled "
+                "stages) are each left out, the next layer reading the removed one's input "
+                "(without conv3, conv4 reads all of conv2's pooled maps, across both towers).",
 }
 
 
