@@ -16,6 +16,8 @@ from keras_alexnet.claims.full_claims import ABLATION_DIR, BASELINE, VARIANTS
 from keras_alexnet.claims.records import CLAIM_FIELDS
 from keras_alexnet.claims.registry import FULL
 
+_PUBLISHED_NO_LRN = Path(__file__).resolve().parent.parent / "docs" / "claims" / "no_lrn.json"
+
 
 def _hits_for(errors_per_step, batch_size):
     """Per-step hit counts whose step errors are `errors_per_step` (exact multiples)."""
@@ -280,7 +282,6 @@ def _summary_tags(log_dir):
             for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value}
 
 
-@pytest.mark.slow
 def test_published_runs_are_read_back_with_their_settings_only(tmp_path):
     from keras_alexnet.claims.records import cached_run, stage_published
 
@@ -325,7 +326,7 @@ def test_a_published_claim_is_regenerated_from_its_records_without_training(tmp_
     # A fresh clone has the published records and none of the run records or work dirs.
     docs = tmp_path / "claims"
     docs.mkdir()
-    published = json.loads(Path("docs/claims/no_lrn.json").read_text())
+    published = json.loads(_PUBLISHED_NO_LRN.read_text())
     (docs / "no_lrn.json").write_text(json.dumps(published))
     record = run_claim("no_lrn", published["settings"]["seeds"], "fashion_mnist",
                        tmp_path / "out", published=docs,
@@ -338,6 +339,7 @@ def test_a_published_claim_is_regenerated_from_its_records_without_training(tmp_
         "runs"]
 
 
+@pytest.mark.slow
 def test_figure1_tiny_end_to_end_and_rerun_skips_finished_runs(tmp_path):
     record = run_claim("figure1", [0], "fashion_mnist", tmp_path, tiny=True)
     _check_record(record, "figure1")

@@ -70,9 +70,9 @@ def main(argv: list[str]) -> None:
     options = {"precision": _PRECISION.value}
     if _BUDGET.value is not None:
         options["budget_steps"] = _BUDGET.value
+    published = f"{_DOCS_DIR.value}/claims" if _DOCS_DIR.value else None
     for name in names:
         small = get_claim(name).kind == "small network"
-        published = f"{_DOCS_DIR.value}/claims" if _DOCS_DIR.value else None
         record = run_claim(name, seeds, _DATA.value, _OUT_DIR.value, tiny=_TINY.value,
                            published=published, **({} if small else options))
         print(f"{name}: {record['measured']} -> {record['verdict']} ({record['verdict_note']})")
