@@ -303,9 +303,9 @@ def test_sigkill_and_resume_reproduces_uninterrupted_run(tmp_path):
 @pytest.mark.slow
 def test_sigint_saves_after_the_step_and_the_rerun_continues_exactly(tmp_path):
     """Ctrl-C: one line saying how to resume, a checkpoint at that step, an exact rerun."""
-    # 120 steps: the signal lands at step 3 or 4 (the log is polled every 50 ms, a tiny step
-    # takes ~30 ms on 2 cores), long before the run could end on its own.
-    steps = 120
+    # 60 steps: the signal lands at step 3 or 4 (the log is polled every 50 ms, a tiny step
+    # takes ~30-50 ms on 2 cores), seconds before the run could end on its own.
+    steps = 60
     sets = ["epochs=1", f"steps_per_epoch={steps}", "eval_steps=2",
             "checkpoint_every_steps=1000"]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
