@@ -18,18 +18,15 @@ import keras_alexnet.optim  # noqa: F401
 from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.model import AlexNet
 from keras_alexnet.precision import resolve
-from keras_alexnet.run_files import CONFIG_FILE
+from keras_alexnet.run_files import CONFIG_FILE, check_model_path
 
 
 def load_keras_model(path: str | os.PathLike) -> keras.Model:
     """Loads a `.keras` file saved with `model.save` (our custom layers registered)."""
     path = Path(path)
-    if path.suffix != ".keras" or not path.is_file():
+    if path.suffix != ".keras":
         raise ValueError(f"No model file at {str(path)!r}; pass the .keras file model.save wrote.")
-    # Keras reports any unreadable archive as "File not found"; say what is wrong with it.
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{str(path)!r} is corrupt or not a .keras file (not a zip archive; "
-                         "a truncated copy?); pass the .keras file model.save wrote.")
+    check_model_path(path)
     try:
         return keras.saving.load_model(path, compile=False)
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:

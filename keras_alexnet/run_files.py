@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,27 @@ from keras_alexnet.files import atomic_path, write_text_atomic
 CONFIG_FILE = "config.json"
 LOG_FILE = "train_log.jsonl"
 MODEL_FILE = "model.keras"
+
+
+def check_model_path(path: str | os.PathLike) -> Path:
+    """Refuses a `.keras` path that is missing or not a zip archive; returns it as a Path.
+
+    No TensorFlow here, so scripts refuse a bad model file before TensorFlow's seconds of
+    start-up. Other paths (checkpoints) are checked when they are loaded.
+
+    Raises:
+      ValueError: a `.keras` path that is not a file, or not a zip archive (a truncated copy).
+    """
+    path = Path(path)
+    if not str(path).endswith(".keras"):
+        return path
+    if not path.is_file():
+        raise ValueError(f"No model file at {str(path)!r}; pass the .keras file model.save wrote.")
+    # Keras reports any unreadable archive as "File not found"; say what is wrong with it.
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{str(path)!r} is corrupt or not a .keras file (not a zip archive; "
+                         "a truncated copy?); pass the .keras file model.save wrote.")
+    return path
 
 
 def read_train_log(work_dir: str | Path) -> list[dict[str, Any]]:

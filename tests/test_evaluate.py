@@ -413,8 +413,7 @@ def test_open_run_data_resizes_as_the_run_trained(tmp_path):
     np.testing.assert_array_equal(labels, [1, 0, 1])  # test images 2, 7, 12 are 2, 7, 2
 
 
-@pytest.mark.slow
-def test_evaluate_script_errors_are_one_line(tmp_path):
+def test_evaluate_script_errors_are_one_line(tmp_path):  # fails before TF's start-up
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run(

@@ -229,9 +229,6 @@ def _first_line(command: str) -> str:
     return source.split('"""')[1].splitlines()[0]
 
 
-# From here on the scripts get past their flag checks and load TensorFlow.
-
-
 @pytest.fixture(scope="module")
 def garbage_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "model.keras"
@@ -240,15 +237,21 @@ def garbage_model(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.slow  # a subprocess that loads TensorFlow
 @pytest.mark.parametrize("script", ["evaluate", "visualize"])
-def test_corrupt_keras_file_says_corrupt(script, garbage_model, tmp_path):
+def test_corrupt_or_missing_keras_file_fails_before_tensorflow(script, garbage_model, tmp_path):
     flag = "--checkpoint" if script == "evaluate" else "--model"
-    p = _run(script, f"{flag}={garbage_model}", f"--out_dir={tmp_path}"
-             if script == "visualize" else "--center_crop")
-    line = _one_error_line(p.stderr)
-    assert p.returncode == 1
+    other = f"--out_dir={tmp_path}" if script == "visualize" else "--center_crop"
+    _, err, code = _run_no_tf(script, f"{flag}={garbage_model}", other)
+    line = _one_error_line(err)
+    assert code == 1
     assert "is corrupt or not a .keras file" in line and "not found" not in line.lower()
+    missing = tmp_path / "missing.keras"
+    _, err, code = _run_no_tf(script, f"{flag}={missing}", other)
+    assert code == 1
+    assert _one_error_line(err).startswith(f"error: No model file at {str(missing)!r}")
+
+
+# From here on the scripts get past their flag checks and load TensorFlow.
 
 
 @pytest.mark.slow  # a subprocess that loads TensorFlow

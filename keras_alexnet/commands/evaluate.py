@@ -12,6 +12,7 @@ from absl import flags, logging
 
 from keras_alexnet import cli
 from keras_alexnet.precision import PRECISIONS
+from keras_alexnet.run_files import check_model_path
 
 _CHECKPOINT = flags.DEFINE_multi_string(
     "checkpoint", None, "Model to evaluate: a .keras file or a training run's checkpoints/ "
@@ -47,6 +48,8 @@ def main(argv: list[str]) -> None:
         raise cli.UsageError(f"--batch_size={_BATCH_SIZE.value} must be at least 1.")
     if _IMAGE_SIZE.value is not None and _IMAGE_SIZE.value < 1:
         raise cli.UsageError(f"--image_size={_IMAGE_SIZE.value} must be at least 1.")
+    for path in _CHECKPOINT.value:
+        check_model_path(path)  # a missing or corrupt .keras file fails before TF's start-up
     cli.load_tensorflow()  # after the flag checks
     from keras_alexnet.evaluate import evaluate, write_per_class_csv
     from keras_alexnet.loading import load_model, open_run_data

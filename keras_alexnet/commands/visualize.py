@@ -17,6 +17,7 @@ from pathlib import Path
 from absl import flags, logging
 
 from keras_alexnet import cli
+from keras_alexnet.run_files import check_model_path
 
 WHAT = ("kernels", "predictions", "neighbours", "projector")
 # Pixels per image in the neighbour figure: wide enough for a "neighbour 6" title.
@@ -50,6 +51,7 @@ def main(argv: list[str]) -> None:
             raise cli.UsageError(f"--{flag.name}={flag.value} must be at least 1.")
     if _MAX_DATABASE.value < 0:
         raise cli.UsageError(f"--max_database={_MAX_DATABASE.value} must be at least 0.")
+    check_model_path(_MODEL.value or _CHECKPOINT.value)  # before TF's start-up
     cli.load_tensorflow()  # after the flag checks
     import numpy as np
 
