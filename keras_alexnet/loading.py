@@ -18,15 +18,12 @@ import keras_alexnet.optim  # noqa: F401
 from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.model import AlexNet
 from keras_alexnet.precision import resolve
-from keras_alexnet.run_files import CONFIG_FILE, check_model_path
+from keras_alexnet.run_files import CONFIG_FILE, check_keras_file
 
 
 def load_keras_model(path: str | os.PathLike) -> keras.Model:
     """Loads a `.keras` file saved with `model.save` (our custom layers registered)."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"No model file at {str(path)!r}; pass the .keras file model.save wrote.")
-    check_model_path(path)
+    path = check_keras_file(path)
     try:
         return keras.saving.load_model(path, compile=False)
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:

@@ -23,25 +23,29 @@ LOG_FILE = "train_log.jsonl"
 MODEL_FILE = "model.keras"
 
 
-def check_model_path(path: str | os.PathLike) -> Path:
-    """Refuses a `.keras` path that is missing or not a zip archive; returns it as a Path.
+def check_keras_file(path: str | os.PathLike) -> Path:
+    """Refuses a path that is not a `.keras` file or not a zip archive; returns it as a Path.
 
-    No TensorFlow here, so scripts refuse a bad model file before TensorFlow's seconds of
-    start-up. Other paths (checkpoints) are checked when they are loaded.
+    No TensorFlow here, so scripts can refuse a bad model file before TensorFlow's seconds of
+    start-up (check_model_path); loading.load_keras_model checks the same.
 
     Raises:
-      ValueError: a `.keras` path that is not a file, or not a zip archive (a truncated copy).
+      ValueError: a path without the .keras suffix, not a file, or not a zip archive.
     """
     path = Path(path)
-    if not str(path).endswith(".keras"):
-        return path
-    if not path.is_file():
+    if path.suffix != ".keras" or not path.is_file():
         raise ValueError(f"No model file at {str(path)!r}; pass the .keras file model.save wrote.")
     # Keras reports any unreadable archive as "File not found"; say what is wrong with it.
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{str(path)!r} is corrupt or not a .keras file (not a zip archive; "
                          "a truncated copy?); pass the .keras file model.save wrote.")
     return path
+
+
+def check_model_path(path: str | os.PathLike) -> None:
+    """check_keras_file for a `.keras` path; other paths (checkpoints) are checked on loading."""
+    if str(path).endswith(".keras"):
+        check_keras_file(path)
 
 
 def read_train_log(work_dir: str | Path) -> list[dict[str, Any]]:
