@@ -109,7 +109,8 @@ def make_step(model: Any, spec: dict[str, Any], mode: str) -> Callable[[Any, Any
     import tensorflow as tf
 
     if mode == "infer":
-        forward = tf.function(lambda x: model(x, training=False), jit_compile=spec["jit_compile"])
+        forward = tf.function(lambda x: model(x, training=False), jit_compile=spec["jit_compile"],
+                              autograph=False)
         return lambda x, y: forward(x).numpy()
     optimizer.build(model.trainable_variables)
 
@@ -119,9 +120,9 @@ def make_step(model: Any, spec: dict[str, Any], mode: str) -> Callable[[Any, Any
     if spec["jit_update"] and not spec["jit_compile"]:
         # A nested XLA function: the update's element-wise ops become one loop per variable,
         # while the convolutions keep TF's oneDNN kernels (XLA's own are slower on CPU).
-        update = tf.function(update, jit_compile=True)
+        update = tf.function(update, jit_compile=True, autograph=False)
 
-    @tf.function(jit_compile=spec["jit_compile"])
+    @tf.function(jit_compile=spec["jit_compile"], autograph=False)
     def train_step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
@@ -206,7 +207,7 @@ def measure_machine(spec: dict[str, Any]) -> dict[str, Any]:
     n = spec["matmul_size"]
     a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
     # One element comes back, so the timing holds the matmul, not a 64 MB copy to NumPy.
-    corner = tf.function(lambda a, b: tf.matmul(a, b)[0, 0])
+    corner = tf.function(lambda a, b: tf.matmul(a, b)[0, 0], autograph=False)
     tf_rate = matmul_gflops(lambda: corner(a, b).numpy(), n)
     # bf16 in, bf16 out, as oneDNN's bf16 matmul under mixed_bfloat16 (float32 accumulation).
     a16, b16 = tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)

@@ -254,7 +254,7 @@ def _as_models(model_or_models: keras.Model | Sequence[keras.Model]) -> list[ker
 def _predict_step(models: list[keras.Model], logits_flags: list[bool], ten_crop: bool):
     """A compiled function: images -> [B, C] probabilities averaged over views and models."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def predict(images: tf.Tensor) -> tf.Tensor:
         batch = tf.shape(images)[0]
         # The 10 views go through the network as one batch of B*10 images.

@@ -136,18 +136,19 @@ def _signatures(module: _ServingModule) -> dict[str, tf.types.experimental.Concr
     size, k, widths = module._size, module._k, module._widths
     floats = tf.TensorSpec([None, size, size, 3], tf.float32, name="images")
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")],
+                 autograph=False)
     def serving_default(images):
         return _unless_empty(images, module.classify, {
             "classes": (tf.int32, k), "class_names": (tf.string, k),
             "probabilities": (tf.float32, k)})
 
-    @tf.function(input_signature=[floats])
+    @tf.function(input_signature=[floats], autograph=False)
     def predict_images(images):
         return _unless_empty(images, lambda x: {"probabilities": module.probabilities(x)},
                              {"probabilities": (tf.float32, widths["probabilities"])})
 
-    @tf.function(input_signature=[floats])
+    @tf.function(input_signature=[floats], autograph=False)
     def features(images):
         return _unless_empty(
             images, lambda x: {"fc7": tf.cast(module.fc7_model(x, training=False), tf.float32)},

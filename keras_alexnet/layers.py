@@ -73,12 +73,12 @@ def _xla_lrn(depth_radius: int, bias: float, alpha: float, beta: float) -> Calla
     def scale(x32):  # d = bias + alpha * window_sum(x^2)
         return bias + alpha * _window_sum(tf.square(x32), depth_radius)
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=True, autograph=False)
     def forward(x):
         x32 = tf.cast(x, tf.float32)
         return tf.cast(x32 * _inverse_power(scale(x32), beta), x.dtype)
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=True, autograph=False)
     def backward(x, dy):
         # y_i = x_i d_i^-beta, d_i = bias + alpha sum_{j in W(i)} x_j^2, W symmetric, so
         # dL/dx_j = g_j d_j^-beta - 2 alpha beta x_j sum_{i in W(j)} g_i x_i d_i^-beta / d_i.

@@ -42,7 +42,7 @@ def extract_features(model: keras.Model, dataset: tf.data.Dataset, *,
     """
     fc7 = feature_model(model)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def step(images):
         return fc7(images, training=False)
 

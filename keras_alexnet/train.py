@@ -203,7 +203,9 @@ def make_train_step(
         hitsk = tf.reduce_sum(tf.cast(topk_hits(logits, labels, top_k), tf.float32))
         return loss, hits1, hitsk
 
-    @tf.function
+    # No AutoGraph here or in the package's other tf.functions and Dataset.map functions: the
+    # code is straight-line TF, and the rewrite cost ~0.5 s of this trace (PERFORMANCE.md, row 22).
+    @tf.function(autograph=False)
     def train_step(batch):
         images, labels = batch
         out = strategy.run(replica_step, args=(images, labels))

@@ -148,7 +148,7 @@ def train_small(run: SmallRun, source: Any, work_dir: str | Path, *,
         with tf.summary.create_file_writer(str(work_dir / "logs")).as_default():
             hp.hparams(hparams)
 
-    @tf.function
+    @tf.function(autograph=False)
     def train_step(images, labels):
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
@@ -160,7 +160,7 @@ def train_small(run: SmallRun, source: Any, work_dir: str | Path, *,
                                      tf.int32))
         return loss, hits
 
-    @tf.function
+    @tf.function(autograph=False)
     def predict(images):
         return tf.argmax(model(images, training=False), -1, tf.int32)
 

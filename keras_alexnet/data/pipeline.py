@@ -108,6 +108,7 @@ class Source:
         eigvals = tf.constant(info.eigvals, tf.float32)
         eigvecs = tf.constant(info.eigvecs, tf.float32)
 
+        @tf.autograph.experimental.do_not_convert
         def transform(index, raw):
             if self.strided_shards:
                 index = index * num_shards + shard_index  # the global position
@@ -151,15 +152,16 @@ class Source:
         _check_sharding(num_shards, shard_index)
         mean = tf.constant(self.info.mean_image, tf.float32)
 
-        def transform(image, label):
+        @tf.autograph.experimental.do_not_convert
+        def transform(*raw):
+            image, label = self._decode(*raw)
             image = tf.cast(image, tf.float32)
             if ten_crop:
                 return aug.ten_crop(image - mean, input_size), label
             return augment_center(image, mean, input_size), label
 
         ds = self._elements("eval", None, num_shards, shard_index)
-        ds = ds.map(lambda *raw: transform(*self._decode(*raw)), num_parallel_calls=AUTOTUNE,
-                    deterministic=True)
+        ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=True)
         if self.skip_decode_errors:
             ds = ds.ignore_errors()
         return ds.batch(batch_size).prefetch(AUTOTUNE).with_options(_options(True))

@@ -56,7 +56,8 @@ class TFRecordSource(Source):
             if rng is not None:
                 files = [files[i] for i in rng.permutation(len(files))]
         ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-            lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 22),
+            tf.autograph.experimental.do_not_convert(
+                lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 22)),
             cycle_length=min(len(files), 16), block_length=1, num_parallel_calls=AUTOTUNE,
             deterministic=True)
         if not by_file:
@@ -130,9 +131,10 @@ class FolderSource(Source):
         self.size = image_size
         pick = np.random.default_rng(0).permutation(len(layout.train))[:stats_sample]
         sample = [self.layout.train[i].path for i in sorted(pick)]
+        read = tf.autograph.experimental.do_not_convert(
+            lambda p: decode_any(tf.io.read_file(p), image_size))
         images = (tf.data.Dataset.from_tensor_slices(sample)
-                  .map(lambda p: decode_any(tf.io.read_file(p), image_size),
-                       num_parallel_calls=AUTOTUNE)
+                  .map(read, num_parallel_calls=AUTOTUNE)
                   .ignore_errors())
         stats = stats_of_images(np.stack(list(images.as_numpy_iterator())))
         self.info = DatasetInfo(

@@ -36,7 +36,8 @@ class TfdsSource(Source):
         label = self.builder.info.features["label"]
         self.size, self.shuffle_buffer = image_size, shuffle_buffer
         sample = self._read("train").take(stats_sample).map(
-            lambda e: decode_any(e["image"], image_size), num_parallel_calls=AUTOTUNE)
+            tf.autograph.experimental.do_not_convert(lambda e: decode_any(e["image"], image_size)),
+            num_parallel_calls=AUTOTUNE)
         stats = stats_of_images(np.stack(list(sample.as_numpy_iterator())))
         self.info = DatasetInfo(
             num_classes=label.num_classes, class_names=tuple(label.names),
@@ -55,7 +56,8 @@ class TfdsSource(Source):
         if name is None:
             raise ValueError(f"{self.builder.name} has no validation or test split.")
         ds = self._read(name).shard(num_shards, shard_index)
-        ds = ds.map(lambda e: (e["image"], tf.cast(e["label"], tf.int32)))
+        ds = ds.map(tf.autograph.experimental.do_not_convert(
+            lambda e: (e["image"], tf.cast(e["label"], tf.int32))))
         if rng is not None:
             ds = ds.shuffle(self.shuffle_buffer, seed=int(rng.integers(2**31)),
                             reshuffle_each_iteration=False)
