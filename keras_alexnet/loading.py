@@ -18,7 +18,7 @@ import keras_alexnet.optim  # noqa: F401
 from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.model import AlexNet
 from keras_alexnet.precision import resolve
-from keras_alexnet.run_files import CONFIG_FILE, check_keras_file
+from keras_alexnet.run_files import CONFIG_FILE, check_keras_file, no_checkpoint_error
 
 
 def load_keras_model(path: str | os.PathLike) -> keras.Model:
@@ -150,8 +150,7 @@ def model_from_checkpoint(checkpoint_dir: str | os.PathLike,
     path = str(checkpoint_dir)
     prefix = tf.train.latest_checkpoint(path) if Path(path).is_dir() else path
     if not prefix or not tf.io.gfile.exists(prefix + ".index"):
-        raise ValueError(f"No checkpoint found at {path!r}; pass a CheckpointManager directory "
-                         "or a checkpoint prefix such as ckpt-12.")
+        raise no_checkpoint_error(path)
     if config is None:
         config = find_config(path)
     # As the run computed: its config.json's precision (float32 when it names none).

@@ -42,10 +42,33 @@ def check_keras_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def no_checkpoint_error(path: str | os.PathLike) -> ValueError:
+    """The error for a path where no training checkpoint is found (one message, two checks)."""
+    return ValueError(f"No checkpoint found at {str(path)!r}; pass a CheckpointManager "
+                      "directory or a checkpoint prefix such as ckpt-12.")
+
+
 def check_model_path(path: str | os.PathLike) -> None:
-    """check_keras_file for a `.keras` path; other paths (checkpoints) are checked on loading."""
-    if str(path).endswith(".keras"):
+    """Refuses a model path that cannot load, without TensorFlow: scripts call it before TF's
+    seconds of start-up.
+
+    A `.keras` path goes through check_keras_file. A local checkpoint directory must hold an
+    `.index` file, a checkpoint prefix must have one; loading.model_from_checkpoint checks the
+    rest (the directory's `checkpoint` state file, the variables). Remote paths (gs://...) are
+    left to TensorFlow's file systems.
+
+    Raises:
+      ValueError: as check_keras_file, or no_checkpoint_error.
+    """
+    text = str(path)
+    if text.endswith(".keras"):
         check_keras_file(path)
+        return
+    if "://" in text:
+        return
+    local = Path(text)
+    if not (any(local.glob("*.index")) if local.is_dir() else Path(text + ".index").is_file()):
+        raise no_checkpoint_error(text)
 
 
 def read_train_log(work_dir: str | Path) -> list[dict[str, Any]]:

@@ -325,11 +325,23 @@ def test_evaluate_tiny_alexnet(ten_crop, tmp_path):
     np.testing.assert_allclose(again, probs, rtol=1e-5, atol=1e-7)
 
 
-def test_load_model_errors(tmp_path):
-    with pytest.raises(ValueError, match="No model file"):
-        load_model(tmp_path / "missing.keras")
-    with pytest.raises(ValueError, match="No checkpoint found"):
-        load_model(tmp_path / "ckpt-3")
+def test_load_model_errors_and_the_check_before_tensorflow_agree(tmp_path):
+    from keras_alexnet.run_files import check_model_path
+
+    empty = tmp_path / "checkpoints"
+    empty.mkdir()
+    for path, message in [(tmp_path / "missing.keras", "No model file"),
+                          (tmp_path / "ckpt-3", "No checkpoint found"),
+                          (empty, "No checkpoint found")]:
+        for check in (load_model, check_model_path):
+            with pytest.raises(ValueError, match=message):
+                check(path)
+    # What a CheckpointManager writes passes, as its directory and as a prefix.
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), empty, 1)
+    prefix = manager.save()
+    check_model_path(empty)
+    check_model_path(prefix)
+    check_model_path("gs://bucket/run/checkpoints")  # remote: TensorFlow's to check
 
 
 def _write_idx(path, array, magic):

@@ -251,16 +251,17 @@ def test_corrupt_or_missing_keras_file_fails_before_tensorflow(script, garbage_m
     assert _one_error_line(err).startswith(f"error: No model file at {str(missing)!r}")
 
 
-# From here on the scripts get past their flag checks and load TensorFlow.
-
-
-@pytest.mark.slow  # a subprocess that loads TensorFlow
-def test_export_empty_checkpoint_dir_says_no_checkpoint(tmp_path):
+def test_checkpoint_dir_without_checkpoints_fails_before_tensorflow(tmp_path):
     empty = tmp_path / "checkpoints"
     empty.mkdir()
-    p = _run("export", f"--checkpoint={empty}", f"--export_root={tmp_path / 'out'}")
-    assert p.returncode == 1
-    assert f"No checkpoint found at {str(empty)!r}" in _one_error_line(p.stderr)
+    for script, path, other in [("export", empty, f"--export_root={tmp_path / 'out'}"),
+                                ("evaluate", empty / "ckpt-3", "--center_crop")]:
+        _, err, code = _run_no_tf(script, f"--checkpoint={path}", other)
+        assert code == 1
+        assert _one_error_line(err).startswith(f"error: No checkpoint found at {str(path)!r}")
+
+
+# From here on the scripts get past their flag checks and load TensorFlow.
 
 
 @pytest.mark.slow  # a subprocess that loads TensorFlow

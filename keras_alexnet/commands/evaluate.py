@@ -49,7 +49,7 @@ def main(argv: list[str]) -> None:
     if _IMAGE_SIZE.value is not None and _IMAGE_SIZE.value < 1:
         raise cli.UsageError(f"--image_size={_IMAGE_SIZE.value} must be at least 1.")
     for path in _CHECKPOINT.value:
-        check_model_path(path)  # a missing or corrupt .keras file fails before TF's start-up
+        check_model_path(path)  # before TF's start-up
     cli.load_tensorflow()  # after the flag checks
     from keras_alexnet.evaluate import evaluate, write_per_class_csv
     from keras_alexnet.loading import load_model, open_run_data

@@ -10,6 +10,7 @@ from absl import flags, logging
 
 from keras_alexnet import cli
 from keras_alexnet.precision import PRECISIONS
+from keras_alexnet.run_files import check_model_path
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras model file (model.save).")
 _CHECKPOINT = flags.DEFINE_string(
@@ -36,6 +37,7 @@ def main(argv: list[str]) -> None:
         raise cli.UsageError("Pass exactly one of --model (.keras) or --checkpoint (directory).")
     if _VERSION.value is not None and _VERSION.value < 1:
         raise cli.UsageError(f"--version={_VERSION.value} must be at least 1.")
+    check_model_path(_MODEL.value or _CHECKPOINT.value)  # before TF's start-up
     cli.load_tensorflow()  # after the flag checks
     from keras_alexnet import export, loading
 
