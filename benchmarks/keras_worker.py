@@ -37,6 +37,14 @@ def _setup(spec: dict[str, Any]) -> None:
 
 
 def _accelerators() -> list[str]:
+    """The backend's non-CPU devices (the JAX backend's without TensorFlow, which a JAX-only
+    machine lacks)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
     import tensorflow as tf
 
     return [d.name for d in tf.config.list_physical_devices() if d.device_type != "CPU"]
@@ -50,6 +58,30 @@ def _device() -> str:
 
         return str(jax.devices()[0].platform)
     return "gpu" if _accelerators() else "cpu"
+
+
+def _backend_matmuls(n: int) -> dict[str, dict[str, Any]]:
+    """The Keras backend's fp32 and bf16 n^3 matmul rates, keyed as report.CEILING_KEYS."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        a, b = jax.random.normal(jax.random.key(0), (2, n, n))
+        corner = jax.jit(lambda a, b: (a @ b)[0, 0])
+        a16, b16 = a.astype("bfloat16"), b.astype("bfloat16")
+        return {"jax_matmul_gflops": matmul_gflops(lambda: corner(a, b).block_until_ready(), n),
+                "jax_bf16_matmul_gflops": matmul_gflops(
+                    lambda: corner(a16, b16).block_until_ready(), n)}
+    import tensorflow as tf
+
+    a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+    # One element comes back, so the timing holds the matmul, not a 64 MB copy to NumPy.
+    corner = tf.function(lambda a, b: tf.matmul(a, b)[0, 0], autograph=False)
+    # bf16 in, bf16 out, as oneDNN's bf16 matmul under mixed_bfloat16 (float32 accumulation).
+    a16, b16 = tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)
+    return {"tf_matmul_gflops": matmul_gflops(lambda: corner(a, b).numpy(), n),
+            "tf_bf16_matmul_gflops": matmul_gflops(lambda: corner(a16, b16).numpy(), n)}
 
 
 def layer_macs(model: Any) -> dict[str, int]:
@@ -198,30 +230,29 @@ def measure_keras(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure_machine(spec: dict[str, Any]) -> dict[str, Any]:
-    """The fp32 and bf16 matmul ceilings (TF, and NumPy's fp32; n^3), the model's multiply-adds."""
+    """The fp32 and bf16 matmul ceilings of the Keras backend (TF or JAX) and NumPy's fp32
+    (n^3), and the model's multiply-adds. Under the JAX backend TensorFlow is not imported."""
     _setup(spec)
+    import sys
+
     import keras
     import numpy as np
-    import tensorflow as tf
 
     n = spec["matmul_size"]
-    a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
-    # One element comes back, so the timing holds the matmul, not a 64 MB copy to NumPy.
-    corner = tf.function(lambda a, b: tf.matmul(a, b)[0, 0], autograph=False)
-    tf_rate = matmul_gflops(lambda: corner(a, b).numpy(), n)
-    # bf16 in, bf16 out, as oneDNN's bf16 matmul under mixed_bfloat16 (float32 accumulation).
-    a16, b16 = tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)
-    tf_bf16_rate = matmul_gflops(lambda: corner(a16, b16).numpy(), n)
+    rates = _backend_matmuls(n)
     rng = np.random.default_rng(0)
     an, bn = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
     np_rate = matmul_gflops(lambda: an @ bn, n)
     model, _ = build_model(spec, "infer")
     macs = layer_macs(model)
+    # The versions of what ran: TensorFlow's where it is loaded (not under the JAX backend),
+    # JAX's under its backend (TensorFlow imports JAX too where both are installed).
+    loaded = {"tensorflow": getattr(sys.modules.get("tensorflow"), "__version__", None),
+              "jax": sys.modules["jax"].__version__ if keras.backend.backend() == "jax" else None}
     return {
-        "tf_matmul_gflops": tf_rate, "tf_bf16_matmul_gflops": tf_bf16_rate,
-        "numpy_matmul_gflops": np_rate,
+        **rates, "numpy_matmul_gflops": np_rate,
         "macs_per_layer": macs, "macs": sum(macs.values()), "params": model.count_params(),
-        "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+        **loaded, "keras": keras.__version__, "numpy": np.__version__,
         "accelerators": _accelerators(), "peak_rss_mib": peak_rss_mib(),
     }
 

@@ -50,11 +50,15 @@ def machine_info() -> dict[str, Any]:
                                                    "amx_bf16", "avx512_vnni"})}
 
 
-# Each precision's matmul ceiling: the machine-worker result keys of TensorFlow's and
-# PyTorch's n^3 matmul in that precision (bf16 inputs and outputs for mixed_bfloat16).
-CEILING_KEYS = {FLOAT32: {"tensorflow": "tf_matmul_gflops", "torch": "torch_matmul_gflops"},
+# Each precision's matmul ceiling: the machine-worker result keys of each framework's n^3
+# matmul in that precision (bf16 inputs and outputs for mixed_bfloat16). The Keras worker
+# measures its backend's (TensorFlow or JAX), the PyTorch worker PyTorch's.
+CEILING_KEYS = {FLOAT32: {"tensorflow": "tf_matmul_gflops", "jax": "jax_matmul_gflops",
+                          "torch": "torch_matmul_gflops"},
                 MIXED_BF16: {"tensorflow": "tf_bf16_matmul_gflops",
+                             "jax": "jax_bf16_matmul_gflops",
                              "torch": "torch_bf16_matmul_gflops"}}
+FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 PRECISION_LABELS = {FLOAT32: "fp32", MIXED_BF16: "bf16"}
 
 
@@ -82,13 +86,13 @@ def build_report(settings: BenchSettings, machine_runs: list[dict],
     m = ok[0]
     fwd_gflop = 2 * m["macs"] / 1e9
     gflop = {"train": TRAIN_FLOP_FACTOR * fwd_gflop, "infer": fwd_gflop}
-    runs_by_framework = {"tensorflow": ok,
+    runs_by_framework = {settings.backend: ok,
                          "torch": [r for r in torch_machine_runs or [] if "error" not in r]}
     ceilings = {}
     for precision, keys in CEILING_KEYS.items():
         # Each framework's best matmul per run; the machine's ceiling is the faster framework's.
         rates = {fw: summarize([r[key]["max"] for r in runs_by_framework[fw]])
-                 for fw, key in keys.items() if runs_by_framework[fw]}
+                 for fw, key in keys.items() if runs_by_framework.get(fw)}
         best = max(rates, key=lambda fw: rates[fw]["max"])
         ceilings[precision] = {
             **{f"{fw}_gflops": rate for fw, rate in rates.items()},
@@ -104,7 +108,8 @@ def build_report(settings: BenchSettings, machine_runs: list[dict],
             entry["fraction_of_ceiling"] = entry["images_per_s"]["median"] / implied
         results.append(entry)
     _add_ratios(results)
-    versions = {"tensorflow": m["tensorflow"], "keras": m["keras"], "numpy": m["numpy"],
+    versions = {"tensorflow": m["tensorflow"], "jax": m.get("jax"), "keras": m["keras"],
+                "numpy": m["numpy"],
                 "keras_backend": settings.backend,
                 "torch": next((r["version"] for r in results
                                if r["framework"].startswith("torch") and "version" in r), None)}
@@ -250,7 +255,9 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [f"**{report['note']}**", ""] if report.get("note") else []
     lines += [
         f"Measured {report['created']} on {report['machine']['cpu']} "
-        f"({report['machine']['cores']} cores); TensorFlow {v['tensorflow']}, Keras "
+        f"({report['machine']['cores']} cores); "
+        + "".join(f"{FRAMEWORK_NAMES[fw]} {v[fw]}, " for fw in ("tensorflow", "jax")
+                  if v.get(fw)) + "Keras "
         f"{v['keras']} ({s['backend']} backend), PyTorch {v['torch'] or 'not measured'}. "
         f"{s['threads']} intra-op / {s['inter_op_threads']} inter-op threads in both; "
         f"precisions {', '.join(labels)}; "
@@ -289,8 +296,7 @@ def format_table(report: dict[str, Any]) -> str:
         per_fw = "; ".join(
             f"{name} {ceiling[f'{fw}_gflops']['max']:.0f} (per run: "
             + ", ".join(f"{x:.0f}" for x in ceiling[f"{fw}_gflops"]["runs"]) + ")"
-            for fw, name in (("tensorflow", "TensorFlow"), ("torch", "PyTorch"))
-            if f"{fw}_gflops" in ceiling)
+            for fw, name in FRAMEWORK_NAMES.items() if f"{fw}_gflops" in ceiling)
         implied = ceiling["implied_images_per_s"]
         lines.append(f"- {PRECISION_LABELS[precision]}: {per_fw} GFLOP/s, so "
                      f"{ceiling['gflops']:.0f} GFLOP/s allows {implied['train']:.1f} training "

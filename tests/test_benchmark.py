@@ -310,10 +310,13 @@ def test_precisions_are_checked(bad):
         BenchSettings(precisions=bad)
 
 
-def _run(tmp_path: Path, *flags: str) -> dict:
-    """scripts/benchmark.py --preset=tiny with `flags`: the JSON report."""
+def _run(tmp_path: Path, *flags: str, python_path: str = "") -> dict:
+    """scripts/benchmark.py --preset=tiny with `flags`: the JSON report. `python_path` goes
+    before PYTHONPATH (the workers inherit it)."""
     out = tmp_path / "report.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    if python_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [python_path, env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [sys.executable, str(_ROOT / "scripts" / "benchmark.py"), "--preset=tiny",
          f"--json_out={out}", *flags],
@@ -385,12 +388,22 @@ def test_tiny_benchmark_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_benchmark_keras_on_jax_backend_leaves_the_docs_alone(tmp_path):
+def test_tiny_benchmark_keras_on_jax_backend_needs_no_tensorflow(tmp_path):
     pytest.importorskip("jax")
+    # As on a JAX-only machine (a GPU host without TensorFlow): `import tensorflow` fails in
+    # the script and in every worker it starts.
+    hidden = tmp_path / "no_tensorflow" / "tensorflow"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('no TensorFlow on this machine')\n")
     docs_before = _PERFORMANCE_MD.read_text()
     report = _run(tmp_path, "--backend=jax", "--peer=none", "--precision=float32",
-                  "--set", "pipeline=false", "--set", "modes=train")
+                  "--set", "pipeline=false", "--set", "modes=train",
+                  python_path=str(hidden.parent))
     assert report["versions"]["keras_backend"] == "jax"
+    assert report["versions"]["tensorflow"] is None and report["versions"]["jax"]
+    # The ceiling is the backend's own matmul: JAX's.
+    ceiling = report["ceiling"]["by_precision"]["float32"]
+    assert ceiling["set_by"] == "jax" and ceiling["gflops"] == ceiling["jax_gflops"]["max"] > 0
     assert [(r["framework"], r["precision"], r["mode"]) for r in report["results"]] == [
         ("keras", "float32", "train")]
     assert all("jax" in r["variant"] and r["images_per_s"]["median"] > 0
