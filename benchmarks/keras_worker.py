@@ -246,7 +246,7 @@ def measure_machine(spec: dict[str, Any]) -> dict[str, Any]:
     model, _ = build_model(spec, "infer")
     macs = layer_macs(model)
     # The versions of what ran: TensorFlow's where it is loaded (not under the JAX backend),
-    # JAX's under its backend (TensorFlow imports JAX too where both are installed).
+    # JAX's under its backend (tensorflow.lite imports JAX too where both are installed).
     loaded = {"tensorflow": getattr(sys.modules.get("tensorflow"), "__version__", None),
               "jax": sys.modules["jax"].__version__ if keras.backend.backend() == "jax" else None}
     return {

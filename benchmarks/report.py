@@ -114,7 +114,7 @@ def build_report(settings: BenchSettings, machine_runs: list[dict],
                 "torch": next((r["version"] for r in results
                                if r["framework"].startswith("torch") and "version" in r), None)}
     report = {
-        "schema": 2,
+        "schema": 3,  # 3: ceilings and versions name the backend (JAX runs: no TF)
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {**machine_info(), "accelerators": m["accelerators"]},
         "versions": versions,
@@ -259,8 +259,10 @@ def format_table(report: dict[str, Any]) -> str:
         + "".join(f"{FRAMEWORK_NAMES[fw]} {v[fw]}, " for fw in ("tensorflow", "jax")
                   if v.get(fw)) + "Keras "
         f"{v['keras']} ({s['backend']} backend), PyTorch {v['torch'] or 'not measured'}. "
-        f"{s['threads']} intra-op / {s['inter_op_threads']} inter-op threads in both; "
-        f"precisions {', '.join(labels)}; "
+        + (f"{s['threads']} intra-op / {s['inter_op_threads']} inter-op threads in both; "
+           if s["backend"] == "tensorflow" else
+           f"{s['threads']} threads for PyTorch and OpenMP (XLA:CPU sizes its own pool); ")
+        + f"precisions {', '.join(labels)}; "
         f"input {mdl['input_size']}; XLA jit_compile={s['jit_compile']}, jit_update="
         f"{s['jit_update']}; median (min–max) of "
         f"{s['repeats']} alternating runs, warm-up excluded."
