@@ -23,7 +23,7 @@ _LAZY = {
     "LocalResponseNormalization": "keras_alexnet.layers",
     "AlexNet": "keras_alexnet.model",
     "build_alexnet": "keras_alexnet.model",
-    "import_caffe": "keras_alexnet.caffe",
+    "import_caffe": "keras_alexnet.caffe_import",
     "PAPER_LEARNING_RATE": "keras_alexnet.optim",
     "PAPER_MOMENTUM": "keras_alexnet.optim",
     "PAPER_WEIGHT_DECAY": "keras_alexnet.optim",
@@ -48,7 +48,7 @@ _LAZY = {
 
 # The TensorFlow-only names are exported where TensorFlow is installed: on a JAX- or
 # PyTorch-only machine `from keras_alexnet import *` still imports the portable part.
-_PORTABLE = ("keras_alexnet.caffe", "keras_alexnet.layers", "keras_alexnet.model",
+_PORTABLE = ("keras_alexnet.caffe_import", "keras_alexnet.layers", "keras_alexnet.model",
              "keras_alexnet.optim")
 _HAVE_TF = importlib.util.find_spec("tensorflow") is not None
 __all__ = ["ABLATIONS", "AlexNetConfig", "ablation"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from keras_alexnet.caffe import read_caffe_alexnet
 from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.layers import ChannelSlice, LocalResponseNormalization
 from keras_alexnet.precision import dtype_policy
@@ -144,8 +145,6 @@ def _with_weights(config: AlexNetConfig | None, tower_devices: Sequence[str] | N
                              f"config?): {first[:300]}") from None
         return model
     if path.endswith(".caffemodel"):
-        from keras_alexnet.caffe import read_caffe_alexnet  # Caffe's format, read on use
-
         file_config, arrays = read_caffe_alexnet(path)
         model = AlexNet(_merge(config, file_config, path), tower_devices=tower_devices)
         for name, values in arrays.items():

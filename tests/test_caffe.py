@@ -30,8 +30,9 @@ from caffe_fixtures import (
 from PIL import Image
 
 from keras_alexnet import AlexNetConfig, build_alexnet, import_caffe
-from keras_alexnet.caffe import caffe_mean_image, write_caffe_run
+from keras_alexnet.caffe import caffe_mean_image
 from keras_alexnet.caffe_format import read_binaryproto, read_blob, read_net
+from keras_alexnet.caffe_import import write_caffe_run
 from keras_alexnet.loading import open_run_data
 from keras_alexnet.transfer import finetune_model
 

@@ -29,7 +29,7 @@ def main(argv: list[str]) -> None:
     if not _CAFFEMODEL.value or not _OUT.value:
         raise cli.UsageError("Pass --caffemodel=FILE.caffemodel and --out=DIR.")
     cli.load_tensorflow()  # after the flag checks
-    from keras_alexnet.caffe import write_caffe_run
+    from keras_alexnet.caffe_import import write_caffe_run
 
     # A bad file is a ValueError (one line naming the layer): cli.run's exit 1.
     path = write_caffe_run(_CAFFEMODEL.value, _OUT.value, mean=_MEAN.value,
