@@ -66,7 +66,7 @@ def _xla_lrn(depth_radius: int, bias: float, alpha: float, beta: float) -> Calla
     forward is hundreds of small band-matrix sgemm calls, then the power; the gradient a
     separate `LRNGrad` kernel), and under mixed_bfloat16 need float32 casts around them; here
     the casts, the window sums and the power fuse into one pass over the tensor each way
-    (docs/PERFORMANCE.md, row 17). Statistics are float32 whatever the input's dtype.
+    (docs/PERFORMANCE.md, experiment `lrn-xla`). Statistics are float32 whatever the input's dtype.
     """
     import tensorflow as tf
 
