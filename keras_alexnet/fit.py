@@ -18,7 +18,7 @@ from keras_alexnet.evaluate import top5_k
 from keras_alexnet.model import build_alexnet
 from keras_alexnet.precision import dtype_policy
 from keras_alexnet.precision import resolve as resolve_precision
-from keras_alexnet.schedule import PlateauScheduleCallback
+from keras_alexnet.schedule import PlateauSchedule, PlateauScheduleCallback
 from keras_alexnet.train_config import TrainConfig
 from keras_alexnet.transfer import freeze_layers, init_from_file
 
@@ -90,7 +90,7 @@ def fit(
     keras.utils.set_random_seed(config.seed)
     work_dir = Path(config.work_dir)
     model = compile_for_training(config)
-    schedule = config.make_schedule()
+    schedule = PlateauSchedule.from_config(config)
     val = source.eval_dataset(config.batch_size, config.model.input_size)
     if config.eval_steps:
         val = val.take(config.eval_steps)

@@ -71,6 +71,12 @@ class PlateauSchedule(tf.Module):
                                           name="num_reductions")
         self.stopped = tf.Variable(False, trainable=False, name="stopped")
 
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> PlateauSchedule:
+        """Section 5's divide-by-10-on-plateau schedule with a training run's settings."""
+        return cls(config.schedule_patience, config.schedule_threshold, config.lr_decay_factor,
+                   config.schedule_max_reductions, config.schedule_on_exhausted)
+
     def update(self, val_error: float) -> str:
         """Records one epoch's validation error; returns the decision (a module constant)."""
         val_error = float(val_error)

@@ -43,7 +43,7 @@ from keras_alexnet.run_files import (
     save_model_atomic,
     truncate_train_log,
 )
-from keras_alexnet.schedule import EXHAUSTED, REDUCE, STOP
+from keras_alexnet.schedule import EXHAUSTED, REDUCE, STOP, PlateauSchedule
 from keras_alexnet.summaries import RunWriters
 from keras_alexnet.train_config import TrainConfig
 from keras_alexnet.transfer import freeze_layers, init_from_file
@@ -136,7 +136,7 @@ def train(
         freeze_layers(model, config.freeze)
         optimizer = config.make_optimizer()
         optimizer.build(model.trainable_variables)
-    state = TrainState.create(model, optimizer, config.make_schedule())
+    state = TrainState.create(model, optimizer, PlateauSchedule.from_config(config))
     checkpoints = RunCheckpoints(state, write_dir, read_dir=work_dir,
                                  max_to_keep=config.keep_checkpoints)
     if checkpoints.restore(work_dir / CONFIG_FILE) is None and config.init_from:

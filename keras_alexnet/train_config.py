@@ -19,11 +19,11 @@ from keras_alexnet.config import (
 from keras_alexnet.precision import PRECISIONS
 
 # This module must import without Keras (on its TensorFlow backend Keras imports TensorFlow),
-# so that scripts check their flags in a fraction of a second: data, optim and schedule on use.
+# so that scripts check their flags in a fraction of a second: data and optim load on use
+# (keras_alexnet.schedule builds the schedule from a TrainConfig: PlateauSchedule.from_config).
 if TYPE_CHECKING:
     from keras_alexnet.data.pipeline import Source
     from keras_alexnet.optim import PaperSGD
-    from keras_alexnet.schedule import PlateauSchedule
 
 ON_EXHAUSTED = ("stop", "continue")
 # How train() places a run on devices (keras_alexnet.distribute builds the strategy).
@@ -155,14 +155,6 @@ class TrainConfig(ConfigMixin):
 
         return PaperSGD(self.learning_rate, self.momentum, self.weight_decay,
                         decay_biases=self.decay_biases)
-
-    def make_schedule(self) -> PlateauSchedule:
-        """Section 5's divide-by-10-on-plateau schedule with this run's settings."""
-        from keras_alexnet.schedule import PlateauSchedule  # TensorFlow loads only here
-
-        return PlateauSchedule(self.schedule_patience, self.schedule_threshold,
-                               self.lr_decay_factor, self.schedule_max_reductions,
-                               self.schedule_on_exhausted)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
