@@ -288,7 +288,7 @@ def measure_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     except ImportError as e:
         return {"available": False, "reason": f"keras_alexnet.data is not importable ({e})"}
     _setup(spec)
-    batch, steps = spec["batch_size"], spec["steps"]  # the headline batch (benchmarks.run)
+    batch, steps = spec["batch_size"], spec["steps"]  # the headline batch (settings.headline_batch)
     model, config = build_model(spec, "train")
     with tempfile.TemporaryDirectory(prefix="alexnet_shards_") as tmp:
         _write_jpegs(Path(tmp) / "raw", spec["pipeline_images"])

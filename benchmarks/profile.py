@@ -25,7 +25,8 @@ from typing import Any
 
 from absl import app, flags
 
-from benchmarks.run import PRECISIONS, PRESETS, cell_spec
+from benchmarks.run import cell_spec
+from benchmarks.settings import PRECISIONS, PRESETS
 
 _PRECISION = flags.DEFINE_enum("precision", "mixed_bfloat16", list(PRECISIONS), "Precision.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "infer"], "Training step or forward pass.")

@@ -36,7 +36,7 @@ from torch import nn
 
 from benchmarks.measure import matmul_gflops, peak_rss_mib, time_steps, worker_main
 
-# The autocast dtype of each benchmark precision (benchmarks.run.PRECISIONS); None: no autocast.
+# Autocast dtype of each benchmark precision (benchmarks.settings.PRECISIONS); None: no autocast.
 AUTOCAST_DTYPES = {"float32": None, "mixed_bfloat16": torch.bfloat16}
 
 
@@ -255,7 +255,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     config = network_config(spec)
     train = spec["mode"] == "train"
     torch.manual_seed(0)
-    variant = spec["torch_variant"] or "grouped"  # see benchmarks.run.TORCH_VARIANTS
+    variant = spec["torch_variant"] or "grouped"  # see benchmarks.settings.TORCH_VARIANTS
     model = TorchAlexNet(config, grouped=variant.startswith("grouped")).to(device)
     fmt = torch.channels_last if variant.endswith("+cl") else torch.contiguous_format
     model = model.to(memory_format=fmt)

@@ -10,7 +10,7 @@ Both precisions (fp32; bf16 as Keras' mixed_bfloat16 and PyTorch's bf16 autocast
 by default, each against its own matmul ceiling. Prints the results table and writes the JSON
 report (--json_out); the generated section of a markdown file is rewritten only when --markdown
 names it. Every measurement runs in a fresh process per framework (benchmarks/run.py). Any
-other setting of benchmarks.run.BenchSettings is reachable with --set, e.g. --set threads=2
+other setting of benchmarks.settings.BenchSettings is reachable with --set, e.g. --set threads=2
 --set jit_compile=true --set config.input_size=227 --set torch_variants=grouped,split,grouped+cl
 --set dist_modes=
 """
@@ -28,7 +28,8 @@ _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))  # `benchmarks` lives beside the library, not in the wheel
 
 from benchmarks import report as report_lib  # noqa: E402
-from benchmarks.run import BACKENDS, PRECISIONS, PRESETS, BenchSettings, run_benchmark  # noqa: E402
+from benchmarks.run import run_benchmark  # noqa: E402
+from benchmarks.settings import BACKENDS, PRECISIONS, PRESETS, BenchSettings  # noqa: E402
 from keras_alexnet import cli  # noqa: E402
 from keras_alexnet.train_config import apply_overrides  # noqa: E402
 
@@ -52,7 +53,7 @@ _MARKDOWN = flags.DEFINE_string(
 )
 _NOTE = flags.DEFINE_string("note", "", "A line shown above the table (e.g. 'busy machine').")
 _SET = flags.DEFINE_multi_string(
-    "set", [], "field=value overrides of benchmarks.run.BenchSettings, e.g. threads=2, "
+    "set", [], "field=value overrides of benchmarks.settings.BenchSettings, e.g. threads=2, "
     "repeats=5, jit_compile=true, config.input_size=227, dist_modes= (none), pipeline=false."
 )
 

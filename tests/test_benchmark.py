@@ -19,14 +19,8 @@ from benchmarks.report import (
     format_table,
     update_markdown,
 )
-from benchmarks.run import (
-    DIST_BASELINE,
-    DIST_MODES,
-    PRESETS,
-    TINY_CONFIG,
-    BenchSettings,
-    cell_spec,
-)
+from benchmarks.run import cell_spec
+from benchmarks.settings import DIST_BASELINE, DIST_MODES, PRESETS, TINY_CONFIG, BenchSettings
 from keras_alexnet import AlexNetConfig, build_alexnet, distribute
 
 _ROOT = Path(__file__).resolve().parents[1]

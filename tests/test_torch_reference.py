@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from benchmarks import torch_reference  # noqa: E402
-from benchmarks.run import PRESETS, TINY_CONFIG, cell_spec  # noqa: E402
+from benchmarks.run import cell_spec  # noqa: E402
+from benchmarks.settings import PRESETS, TINY_CONFIG  # noqa: E402
 from keras_alexnet import AlexNetConfig, build_alexnet  # noqa: E402
 
 TINY = TINY_CONFIG.replace(classifier_activation=None)  # input 67: no conv1 padding
