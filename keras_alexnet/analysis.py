@@ -62,8 +62,11 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> str:
 
 
 def conv1_kernels(model: keras.Model) -> list[np.ndarray]:
-    """The conv1 kernels of each tower, each (kh, kw, 3, filters per tower)."""
-    config = model.alexnet_config
+    """The conv1 kernels of each tower, each (kh, kw, 3, filters per tower); a network that is
+    not an AlexNet (the claims' small CNNs) has one "tower": its layer named conv1."""
+    config = getattr(model, "alexnet_config", None)
+    if config is None:
+        return [np.asarray(model.get_layer("conv1").kernel)]
     return [np.asarray(model.get_layer("conv1" + tower_suffix(config, t)).kernel)
             for t in range(config.num_towers)]
 

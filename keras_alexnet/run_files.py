@@ -1,7 +1,8 @@
 """The files of a training run's work dir, other than checkpoints and TensorBoard logs.
 
   config.json       the run's TrainConfig (what evaluate, export and visualize read)
-  train_log.jsonl   one line per step: step, epoch (0-based), loss, learning_rate
+  train_log.jsonl   one line per step: step, epoch (0-based), loss, learning_rate,
+                    top1_hits (the batch's correct top-1 predictions, in training mode)
   model.keras       the softmax model, written when training stops
 """
 
@@ -72,7 +73,8 @@ def check_model_path(path: str | os.PathLike) -> None:
 
 
 def read_train_log(work_dir: str | Path) -> list[dict[str, Any]]:
-    """The per-step records of `train_log.jsonl` (step, epoch, loss, learning_rate)."""
+    """The per-step records of `train_log.jsonl` (step, epoch, loss, learning_rate,
+    top1_hits)."""
     path = Path(work_dir) / LOG_FILE
     if not path.is_file():
         return []

@@ -45,7 +45,7 @@ from keras_alexnet.run_files import (
 )
 from keras_alexnet.schedule import EXHAUSTED, REDUCE, STOP, PlateauSchedule
 from keras_alexnet.summaries import RunWriters
-from keras_alexnet.train_config import TrainConfig
+from keras_alexnet.train_config import ALEXNET, TrainConfig
 from keras_alexnet.transfer import freeze_layers, init_from_file
 
 __all__ = ["NonFiniteLossError", "TrainResult", "TrainingInterrupted", "make_train_step",
@@ -68,37 +68,95 @@ class TrainResult:
     model_path: Path
 
 
+# `on_step_end(record)` after every step; a true return ends the run there (see `train`).
+StepCallback = Callable[[dict[str, Any]], Any]
+# `build_model(classifier_activation)`: the network to train (None: logits) or to save
+# ("softmax"); `train` builds AlexNet from `config.model` unless given one.
+ModelBuilder = Callable[[str | None], keras.Model]
+
+
 def train(
     config: TrainConfig,
     *,
     source: Any = None,
     strategy: tf.distribute.Strategy | None = None,
-    on_step_end: Callable[[int, float], None] | None = None,
+    on_step_end: StepCallback | None = None,
     tower_devices: Sequence[str] | None = None,
     mode: str | None = None,
+    build_model: ModelBuilder | None = None,
 ) -> TrainResult:
-    """Trains (or resumes training of) AlexNet as `config` says.
+    """Trains (or resumes training of) a network as `config` says: AlexNet by default.
 
     Args:
       config: the run's settings; `config.work_dir` holds its checkpoints and logs.
       source: a `keras_alexnet.data` source (`train_dataset`, `eval_dataset`, `info`); None
         opens `config.data` (`TrainConfig.open_source`).
       strategy: a `tf.distribute.Strategy`; None is the current (default) one.
-      on_step_end: called as `on_step_end(step, loss)` after every step.
+      on_step_end: called after every step with the step's record, the line `train_log.jsonl`
+        gets (`step`, `epoch`, `loss`, `learning_rate`, `top1_hits`); if it returns true, the
+        run saves a checkpoint, validates and ends (stop_reason "callback").
       tower_devices: one device per tower for the training model (the paper's model
         parallelism, see `build_alexnet`); None places nothing.
       mode: one of `keras_alexnet.distribute.MODES`; builds `strategy` and `tower_devices`
         (pass either `mode` or those two). In "multi_worker" mode only the chief writes
         work_dir; every worker restores the chief's newest checkpoint.
+      build_model: another network to train (e.g. the paper's small CIFAR-10 networks):
+        `build_model(classifier_activation)` returns it with logits (None) or softmax
+        outputs; its input size and class count come from the model, and `config.network`
+        names it (`config.model` is then unused).
 
     Raises:
       TrainingInterrupted: SIGINT or SIGTERM arrived (a single-process run); a checkpoint was
         saved after the step it arrived in, and the message says how to resume.
       NonFiniteLossError: the loss became NaN/inf; the message names the step.
-      ValueError: the config does not fit the data.
+      ValueError: the config does not fit the data, or names a network without a builder.
       keras_alexnet.distribute.PeerLostError: a multi-worker peer died; the message names it
         and the checkpoint to resume from.
     """
+    strategy, tower_devices = _placement(config, strategy, tower_devices, mode)
+    build = _builder(config, build_model, tower_devices)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    # Weight init and dropout seeds; the checkpoint overrides both when resuming.
+    keras.utils.set_random_seed(config.seed)
+    source = source if source is not None else config.open_source()
+    policy = resolve_precision(config.precision)
+    with strategy.scope(), dtype_policy(policy):
+        model = build(None)
+        # Before the optimizer is built: it updates (and decays) only what it is built for.
+        if config.freeze:
+            freeze_layers(model, config.freeze)
+        optimizer = config.make_optimizer()
+        optimizer.build(model.trainable_variables)
+    steps_per_epoch = _check_data(config, source, model)
+    work_dir, write_dir, is_temp = _run_dirs(config, strategy)
+    state = TrainState.create(model, optimizer, PlateauSchedule.from_config(config))
+    checkpoints = _restore(config, state, strategy, write_dir, work_dir)
+    writers = RunWriters(write_dir / "logs")
+    writers.config_text(int(state.step), config.to_json())
+    train_step = make_train_step(model, optimizer, strategy, config.batch_size,
+                                 top5_k(source.info.num_classes))
+    loop = _Loop(config, source, state, checkpoints, writers, steps_per_epoch=steps_per_epoch,
+                 log_path=write_dir / LOG_FILE, on_step_end=on_step_end)
+    try:
+        # Every worker resumes from the chief's newest checkpoint: name that one.
+        # One worker cannot save on its own signal either: signals keep their usual effect.
+        with StopSignals(enabled=not _multi_worker(strategy)) as loop.signals, \
+                kd.peer_failures(strategy,
+                                 lambda: tf.train.latest_checkpoint(str(checkpoints.read_dir))):
+            stop_reason = loop.run(train_step, strategy)
+    finally:
+        writers.close()
+        kd.cleanup_worker_dir(str(write_dir), is_temp)
+    probabilities, model_path = _save_model(model, build, strategy, policy, work_dir)
+    return TrainResult(probabilities, loop.history, int(state.step), int(state.epoch),
+                       stop_reason, work_dir, writers.log_dir, checkpoints.read_dir, model_path)
+
+
+def _placement(config: TrainConfig, strategy: tf.distribute.Strategy | None,
+               tower_devices: Sequence[str] | None,
+               mode: str | None) -> tuple[tf.distribute.Strategy, Sequence[str] | None]:
+    """The strategy and tower devices the run trains under (built from `mode` if given)."""
     if config.logical_cpus:
         kd.split_cpu(config.logical_cpus)
     if mode is not None:
@@ -109,65 +167,68 @@ def train(
         strategy, tower_devices = kd.make_strategy(
             mode, num_towers=config.model.num_towers,
             peer_timeout_seconds=config.peer_timeout_seconds)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    # Weight init and dropout seeds; the checkpoint overrides both when resuming.
-    keras.utils.set_random_seed(config.seed)
-    source = source if source is not None else config.open_source()
-    steps_per_epoch = _check_data(config, source)
+    strategy = strategy or tf.distribute.get_strategy()
+    if _multi_worker(strategy) and config.checkpoint_every_minutes:
+        # A multi-worker save is collective: every worker must decide to save at one step.
+        raise ValueError("checkpoint_every_minutes works in one process only: workers' clocks "
+                         "would disagree on when to save; use checkpoint_every_steps.")
+    return strategy, tower_devices
 
+
+def _multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _builder(config: TrainConfig, build_model: ModelBuilder | None,
+             tower_devices: Sequence[str] | None) -> ModelBuilder:
+    """`build_model`, or AlexNet from `config.model` when the config names AlexNet."""
+    if build_model is not None:
+        return build_model
+    if config.network != ALEXNET:
+        raise ValueError(f"network={config.network!r} is not built from config.model: pass its "
+                         f"build_model to train(), or set network={ALEXNET!r}.")
+    return lambda activation: build_alexnet(
+        config.model.replace(classifier_activation=activation), tower_devices=tower_devices)
+
+
+def _run_dirs(config: TrainConfig,
+              strategy: tf.distribute.Strategy) -> tuple[Path, Path, bool]:
+    """work_dir (made, its config change noted) and this worker's folder to write to.
+
+    The chief writes work_dir; other workers write a temporary folder (is_temp), deleted at
+    the end.
+    """
     work_dir = Path(config.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     note_config_changes(work_dir / CONFIG_FILE, config.to_json())
-    strategy = strategy or tf.distribute.get_strategy()
-    # A multi-worker save is collective: every worker must decide to save at the same step.
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    if multi_worker and config.checkpoint_every_minutes:
-        raise ValueError("checkpoint_every_minutes works in one process only: workers' clocks "
-                         "would disagree on when to save; use checkpoint_every_steps.")
-    # The chief writes work_dir; other workers write a temporary folder, deleted at the end.
     write_dir, is_temp = kd.worker_dirs(str(work_dir), strategy)
-    write_dir = Path(write_dir)
-    policy = resolve_precision(config.precision)
-    with strategy.scope(), dtype_policy(policy):
-        model = build_alexnet(config.model.replace(classifier_activation=None),
-                              tower_devices=tower_devices)
-        # Before the optimizer is built: it updates (and decays) only what it is built for.
-        freeze_layers(model, config.freeze)
-        optimizer = config.make_optimizer()
-        optimizer.build(model.trainable_variables)
-    state = TrainState.create(model, optimizer, PlateauSchedule.from_config(config))
+    return work_dir, Path(write_dir), is_temp
+
+
+def _restore(config: TrainConfig, state: TrainState, strategy: tf.distribute.Strategy,
+             write_dir: Path, work_dir: Path) -> RunCheckpoints:
+    """Restores the newest checkpoint (or starts from `init_from`), then writes the config
+    and cuts the train log back to the restored step."""
     checkpoints = RunCheckpoints(state, write_dir, read_dir=work_dir,
                                  max_to_keep=config.keep_checkpoints)
     if checkpoints.restore(work_dir / CONFIG_FILE) is None and config.init_from:
-        _init_fresh_run(model, config, strategy)
+        _init_fresh_run(state.model, config, strategy)
     # Written once the checkpoint (if any) is known to fit this config.
     write_text_atomic(write_dir / CONFIG_FILE, config.to_json() + "\n")
     truncate_train_log(write_dir / LOG_FILE, int(state.step))
+    return checkpoints
 
-    writers = RunWriters(write_dir / "logs")
-    writers.config_text(int(state.step), config.to_json())
-    train_step = make_train_step(model, optimizer, strategy, config.batch_size,
-                                 top5_k(source.info.num_classes))
-    loop = _Loop(config, source, state, checkpoints, writers, steps_per_epoch=steps_per_epoch,
-                 log_path=write_dir / LOG_FILE, on_step_end=on_step_end)
-    try:
-        # Every worker resumes from the chief's newest checkpoint: name that one.
-        # One worker cannot save on its own signal either: signals keep their usual effect.
-        with StopSignals(enabled=not multi_worker) as loop.signals, kd.peer_failures(
-                strategy, lambda: tf.train.latest_checkpoint(str(checkpoints.read_dir))):
-            stop_reason = loop.run(train_step, strategy)
-    finally:
-        writers.close()
-        kd.cleanup_worker_dir(str(write_dir), is_temp)
+
+def _save_model(model: keras.Model, build: ModelBuilder, strategy: tf.distribute.Strategy,
+                policy: str, work_dir: Path) -> tuple[keras.Model, Path]:
+    """The trained weights in the softmax network, saved (by the chief) as model.keras."""
     with strategy.scope(), dtype_policy(policy):
-        probabilities = build_alexnet(config.model)
+        probabilities = build("softmax")
     probabilities.set_weights(model.get_weights())
     model_path = work_dir / MODEL_FILE
     if kd.is_chief(strategy):
         save_model_atomic(probabilities, model_path)
-    return TrainResult(probabilities, loop.history, int(state.step), int(state.epoch),
-                       stop_reason, work_dir, writers.log_dir, checkpoints.read_dir, model_path)
+    return probabilities, model_path
 
 
 def make_train_step(
@@ -204,7 +265,7 @@ def make_train_step(
         return loss, hits1, hitsk
 
     # No AutoGraph here or in the package's other tf.functions and Dataset.map functions: the
-    # code is straight-line TF, and the rewrite cost ~0.5 s of this trace (PERFORMANCE.md, row 22).
+    # code is straight-line TF, and the rewrite cost ~0.5 s here (PERFORMANCE.md, `autograph-off`).
     @tf.function(autograph=False)
     def train_step(batch):
         images, labels = batch
@@ -224,13 +285,13 @@ def _init_fresh_run(model: keras.Model, config: TrainConfig,
                  ", ".join(copied), "copied" if "fc8" in copied else "initialised afresh")
 
 
-def _check_data(config: TrainConfig, source: Any) -> int:
+def _check_data(config: TrainConfig, source: Any, model: keras.Model) -> int:
     """Steps per epoch; fails now on data that would fail the run later."""
-    info = source.info
-    if info.num_classes != config.model.num_classes:
+    info, outputs = source.info, model.output_shape[-1]
+    if info.num_classes != outputs:
         raise ValueError(
-            f"model.num_classes={config.model.num_classes} but the data has {info.num_classes} "
-            f"classes; set model.num_classes={info.num_classes}."
+            f"The network has {outputs} classes (model.num_classes={outputs}) but the data has "
+            f"{info.num_classes}; set model.num_classes={info.num_classes}."
         )
     if not info.num_eval:
         # Checked now: validation comes only at the first epoch's end, and a resumed run would
@@ -240,40 +301,43 @@ def _check_data(config: TrainConfig, source: Any) -> int:
     return config.epoch_steps(info.num_train)
 
 
+# Why the loop left an epoch before its end (None: the epoch ended).
+SIGNAL, TIME_BUDGET, CALLBACK = "signal", "time_budget", "callback"
+
+
 class _Loop:
     """The epoch/step loop of `train`, with its logging, checkpoints and stopping rules."""
 
     def __init__(self, config: TrainConfig, source: Any, state: TrainState,
                  checkpoints: RunCheckpoints, writers: RunWriters, *, steps_per_epoch: int,
-                 log_path: Path, on_step_end: Callable[[int, float], None] | None) -> None:
+                 log_path: Path, on_step_end: StepCallback | None) -> None:
         self.c, self.source, self.state = config, source, state
         self.checkpoints, self.writers = checkpoints, writers
         self.steps_per_epoch, self.log_path, self.on_step_end = (
             steps_per_epoch, log_path, on_step_end)
+        # The network's own input size: AlexNet's is config.model.input_size.
+        self.input_size = int(state.model.input_shape[1])
         self.history: list[dict[str, Any]] = []
         self.signals = StopSignals(enabled=False)  # train() sets the active one
         self._seconds_per_step: float | None = None  # measured, for the progress bar
         # Traced at the first validation and reused: a new trace per validation cost 0.1 s
         # (tiny network) to 0.15 s (full network) on a 2-core Xeon, each time.
         self._predict: Predictor | None = None
+        # The epoch in progress: its progress bar and TensorBoard window.
+        self._bar: keras.utils.Progbar | None = None
+        self._window = _Window()
 
     def run(self, train_step: Callable, strategy: tf.distribute.Strategy) -> str:
-        """Trains epochs until the config's count, the schedule or the time budget ends it."""
+        """Trains epochs until the config's count, the schedule, the time budget or the step
+        callback ends it; returns why it ended."""
         c, state = self.c, self.state
         deadline = time.monotonic() + c.max_train_seconds if c.max_train_seconds else None
         if bool(state.schedule.stopped.numpy()):
             return "schedule"
         while int(state.epoch) < c.epochs:
-            if not self._epoch(train_step, strategy, deadline):
-                if self.signals.received:
-                    self._interrupted(self.checkpoints.save())
-                self.checkpoints.save()
-                self._validate(int(state.epoch), int(state.step))
-                # The epoch-end summaries too: a budgeted run may never reach an epoch's end.
-                self.writers.epoch_images(int(state.step), state.model)
-                logging.info("Time budget of %.0f s used up at step %d.", c.max_train_seconds,
-                             int(state.step))
-                return "time_budget"
+            left_early = self._epoch(train_step, strategy, deadline)
+            if left_early:
+                return self._end_mid_epoch(left_early)
             decision = self._end_epoch()
             if self.signals.received:
                 self._interrupted(self.checkpoints.latest)
@@ -281,67 +345,94 @@ class _Loop:
                 return "schedule"
         return "epochs"
 
+    def _end_mid_epoch(self, reason: str) -> str:
+        """Saves, validates and ends a run that stops inside an epoch; a signal raises."""
+        if reason == SIGNAL:
+            self._interrupted(self.checkpoints.save())
+        state = self.state
+        self.checkpoints.save()
+        self._validate(int(state.epoch), int(state.step))
+        # The epoch-end summaries too: such a run may never reach an epoch's end.
+        self.writers.epoch_images(int(state.step), state.model)
+        if reason == TIME_BUDGET:
+            logging.info("Time budget of %.0f s used up at step %d.", self.c.max_train_seconds,
+                         int(state.step))
+        return reason
+
     def _interrupted(self, checkpoint: str | None) -> None:
         raise TrainingInterrupted(
             f"{self.signals.received} at step {int(self.state.step)}: saved {checkpoint}. "
             "Rerun the same command to resume.")
 
     def _epoch(self, train_step: Callable, strategy: tf.distribute.Strategy,
-               deadline: float | None) -> bool:
-        """Runs the rest of the current epoch; False if the time budget ran out first."""
+               deadline: float | None) -> str | None:
+        """Runs the rest of the current epoch; returns why it left early, or None."""
         c, state = self.c, self.state
         e, done = int(state.epoch), int(state.batches_done)
         batches = kd.distribute_dataset(strategy, functools.partial(self._shard, e, done),
                                         c.batch_size)
-        bar = self._progress_bar(e, done, deadline)
+        self._bar = self._progress_bar(e, done, deadline)
+        self._window = _Window()
         sums = np.zeros(3)  # loss, top-1 hits, top-k hits
-        window = _Window()
-        epoch_start = time.monotonic()
-        finished = True
+        epoch_start, left_early = time.monotonic(), None
         with self.log_path.open("a") as log:
             for batch in batches:
-                loss, hits1, hitsk = (float(x) for x in train_step(batch))
-                state.step.assign_add(1)
-                state.batches_done.assign_add(1)
-                s, n = int(state.step), int(state.batches_done) - done
-                if not math.isfinite(loss):
-                    raise NonFiniteLossError(
-                        f"Loss is {loss} at step {s} (epoch {e + 1}, batch "
-                        f"{int(state.batches_done)}); stopping. The last good checkpoint is "
-                        f"{self.checkpoints.latest}. Lower learning_rate or check the input "
-                        "data.")
-                lr = float(state.optimizer.learning_rate.numpy())
-                log.write(json.dumps({"step": s, "epoch": e, "loss": loss,
-                                      "learning_rate": lr}) + "\n")
-                log.flush()
-                sums += (loss, hits1, hitsk)
-                window.add(loss)
-                self._seconds_per_step = max(time.monotonic() - epoch_start, 1e-9) / n
-                if bar:
-                    rate = c.batch_size / self._seconds_per_step
-                    bar.update(n, [("loss", loss), ("images/s", rate)])
-                if s % c.log_every_steps == 0:
-                    self.writers.scalars("train", s, window.scalars(lr, c.batch_size))
-                    window = _Window()
-                if s % c.checkpoint_every_steps == 0 or (
-                        c.checkpoint_every_minutes
-                        and self.checkpoints.minutes_since_save() >= c.checkpoint_every_minutes):
-                    self.checkpoints.save()
-                if self.on_step_end:
-                    self.on_step_end(s, loss)
-                if self.signals.received or (deadline is not None
-                                             and time.monotonic() > deadline):
-                    finished = False
+                out = [float(x) for x in train_step(batch)]
+                sums += out
+                left_early = self._after_step(log, e, done, out[0], out[1], epoch_start,
+                                              deadline)
+                if left_early:
                     break
-        if bar and not finished:
+        if self._bar and left_early:
             print(flush=True)  # end the bar's line: the next log line starts on its own
-        n = int(state.batches_done) - done
+        self._epoch_scalars(int(state.batches_done) - done, sums)
+        return left_early
+
+    def _after_step(self, log: Any, e: int, done: int, loss: float, hits1: float,
+                    epoch_start: float, deadline: float | None) -> str | None:
+        """A step's bookkeeping: counters, the non-finite check, its log line, progress,
+        TensorBoard, checkpoint cadence; returns why the epoch must end now, or None."""
+        c, state = self.c, self.state
+        state.step.assign_add(1)
+        state.batches_done.assign_add(1)
+        s, n = int(state.step), int(state.batches_done) - done
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(
+                f"Loss is {loss} at step {s} (epoch {e + 1}, batch {int(state.batches_done)}); "
+                f"stopping. The last good checkpoint is {self.checkpoints.latest}. Lower "
+                "learning_rate or check the input data.")
+        lr = float(state.optimizer.learning_rate.numpy())
+        record = {"step": s, "epoch": e, "loss": loss, "learning_rate": lr,
+                  "top1_hits": int(hits1)}
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        self._window.add(loss)
+        self._seconds_per_step = max(time.monotonic() - epoch_start, 1e-9) / n
+        if self._bar:
+            self._bar.update(n, [("loss", loss),
+                                 ("images/s", c.batch_size / self._seconds_per_step)])
+        if s % c.log_every_steps == 0:
+            self.writers.scalars("train", s, self._window.scalars(lr, c.batch_size))
+            self._window = _Window()
+        if s % c.checkpoint_every_steps == 0 or (
+                c.checkpoint_every_minutes
+                and self.checkpoints.minutes_since_save() >= c.checkpoint_every_minutes):
+            self.checkpoints.save()
+        if self.on_step_end and self.on_step_end(record):
+            return CALLBACK
+        if self.signals.received:
+            return SIGNAL
+        if deadline is not None and time.monotonic() > deadline:
+            return TIME_BUDGET
+        return None
+
+    def _epoch_scalars(self, n: int, sums: np.ndarray) -> None:
+        """The epoch's (or its part's) mean loss and training errors, if it trained at all."""
         if n:
-            examples = n * c.batch_size
-            self.writers.scalars("train", int(state.step), {
+            examples = n * self.c.batch_size
+            self.writers.scalars("train", int(self.state.step), {
                 "epoch_loss": sums[0] / n, "top1_error": 1 - sums[1] / examples,
                 "top5_error": 1 - sums[2] / examples})
-        return finished
 
     def _progress_bar(self, e: int, done: int,
                       deadline: float | None) -> keras.utils.Progbar | None:
@@ -374,7 +465,7 @@ class _Loop:
         c = self.c
         # Each worker reads its own shard; each step takes one batch per local replica.
         per_step = c.batch_size // (num_shards * batch_size)
-        ds = self.source.train_dataset(batch_size, c.model.input_size, seed=c.seed, epoch=e,
+        ds = self.source.train_dataset(batch_size, self.input_size, seed=c.seed, epoch=e,
                                        augment=c.augment, crops_and_flips=c.crops_and_flips,
                                        pca_lighting=c.pca_lighting,
                                        num_shards=num_shards, shard_index=shard_index,
@@ -406,7 +497,7 @@ class _Loop:
 
     def _validate(self, e: int, s: int) -> dict[str, Any]:
         c = self.c
-        ds = self.source.eval_dataset(c.batch_size, c.model.input_size, ten_crop=c.ten_crop_eval)
+        ds = self.source.eval_dataset(c.batch_size, self.input_size, ten_crop=c.ten_crop_eval)
         if c.eval_steps:
             ds = ds.take(c.eval_steps)
         k = top5_k(self.source.info.num_classes)

@@ -1,11 +1,11 @@
-"""Training-run settings (Section 5 of the paper), presets and `field=value` overrides."""
+"""Training-run settings (Section 5 of the paper): `TrainConfig`.
+
+Its presets live in keras_alexnet.presets, the `field=value` parser in keras_alexnet.overrides.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from keras_alexnet.config import (
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from keras_alexnet.optim import PaperSGD
 
 ON_EXHAUSTED = ("stop", "continue")
+ALEXNET = "alexnet"
 # How train() places a run on devices (keras_alexnet.distribute builds the strategy).
 MODES = ("single", "towers", "mirrored", "multi_worker")
 
@@ -36,6 +37,10 @@ class TrainConfig(ConfigMixin):
 
     # The network (Section 3); trained with logits, exported with softmax.
     model: AlexNetConfig = AlexNetConfig()
+    # ALEXNET: the network is `model`. Any other name is a network that the caller of
+    # `train()` builds (its `build_model`, e.g. a small CIFAR-10 network of the paper's claims),
+    # named here so that config.json says what trained; `model` is then unused.
+    network: str = ALEXNET
     # open_source() spec: "fashion_mnist", a prepared-ImageNet folder, "folder:/root", ...
     data: str | None = "fashion_mnist"
     # Stored image size the crops are taken from; None is the source's (Section 2: 256).
@@ -169,75 +174,6 @@ class TrainConfig(ConfigMixin):
         return cls(**values)
 
 
-def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
-    """Applies `field=value` strings, e.g. "batch_size=64" or "model.input_size=227".
-
-    Values are parsed by the field's type: ints, floats, bools (true/false), strings,
-    "none" for optional fields, comma-separated tuples ("8,16,16,16,16").
-
-    Raises:
-      ValueError: (one line) naming an unknown field or a value of the wrong type.
-    """
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"Override {item!r} must look like field=value, e.g. batch_size=64.")
-        config = _set(config, key.strip().split("."), raw.strip(), key.strip())
-    return config
-
-
-def _set(obj: Any, path: list[str], raw: str, full: str) -> Any:
-    hints = typing.get_type_hints(type(obj))
-    name = path[0]
-    if name not in hints:
-        raise ValueError(
-            f"Unknown config field {full!r}: {type(obj).__name__} has no field {name!r}; "
-            f"valid fields are {sorted(hints)}."
-        )
-    kind = hints[name]
-    if dataclasses.is_dataclass(kind):
-        if len(path) == 1:
-            raise ValueError(f"{full!r} is a group of fields; set one, e.g. {full}.<field>=...")
-        value = _set(getattr(obj, name), path[1:], raw, full)
-    elif len(path) > 1:
-        raise ValueError(f"Unknown config field {full!r}: {name!r} has no sub-fields.")
-    else:
-        value = _parse(raw, kind, full)
-    return dataclasses.replace(obj, **{name: value})
-
-
-def _parse(raw: str, kind: Any, full: str) -> Any:
-    args = typing.get_args(kind)
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        if raw.lower() in ("none", "null"):
-            return None
-        (kind,) = [a for a in args if a is not type(None)]
-        args = typing.get_args(kind)
-    try:
-        if typing.get_origin(kind) is tuple:
-            parts = [p.strip() for p in raw.strip("()[]").split(",") if p.strip()]
-            return tuple(_scalar(p, args[0]) for p in parts)
-        return _scalar(raw, kind)
-    except ValueError:
-        type_name = getattr(kind, "__name__", str(kind))
-        if typing.get_origin(kind) is tuple:
-            type_name = f"comma-separated {args[0].__name__} values"
-        raise ValueError(f"Config field {full!r} expects {type_name}, got {raw!r}.") from None
-
-
-def _scalar(raw: str, kind: type) -> Any:
-    if kind is bool:
-        lowered = raw.lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-        raise ValueError(raw)
-    if kind in (int, float, str):
-        return kind(raw)
-    raise ValueError(raw)
-
-
 def _validate(c: TrainConfig) -> None:
     def fail(msg: str) -> None:
         raise ValueError(f"Invalid TrainConfig: {msg}")
@@ -277,86 +213,3 @@ def _validate(c: TrainConfig) -> None:
              "set init_from to the trained network.")
     if not isinstance(c.model, AlexNetConfig):
         fail(f"model must be an AlexNetConfig, got {type(c.model).__name__}.")
-
-
-# A tiny network that trains in milliseconds a step; for tests and smoke runs. Section 5's
-# N(0, 0.01) init leaves a network this narrow nearly blind to its input for hundreds of
-# steps (it learns only the class prior); N(0, 0.1) lets it learn within a few dozen.
-TINY_MODEL = AlexNetConfig(
-    input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32), num_classes=10,
-    weight_init_std=0.1,
-)
-
-# Twice TINY_MODEL's width: a transfer experiment of pre-training and six fine-tuning runs
-# fits in ~10 CPU minutes (the full network trains at ~40 images/s on 2 CPU cores).
-TRANSFER_MODEL = TINY_MODEL.replace(conv_filters=(16, 32, 48, 48, 32), fc_units=(128, 128),
-                                    num_classes=5)
-
-PRESETS: dict[str, TrainConfig] = {
-    # The paper's run; bring ImageNet: --data=<folder made by scripts/prepare_imagenet.py>.
-    "paper_imagenet": TrainConfig(
-        data=None, checkpoint_every_steps=2000, work_dir="runs/paper_imagenet"
-    ),
-    # The full-size paper network on Fashion-MNIST upsampled to 256 (10 classes).
-    "fashion_mnist_demo": TrainConfig(
-        # One deviation from Section 5's init: fc6/fc7 biases start at 0, not 1. With biases of
-        # 1 every fc7 unit is ~2 at the start, so one SGD step moves each logit by about
-        # lr * |fc7|^2 * (mean p_c - fraction of class c in the batch). With 1000 classes that
-        # last factor is ~1e-3; with 10 it is ~1e-1, and the paper's recipe blows up (loss 3 ->
-        # 26 in 5 steps, then stuck at chance; measured in docs/RESULTS.md). Zero fc biases train.
-        model=AlexNetConfig(num_classes=10, bias_one_layers=("conv2", "conv4", "conv5")),
-        data="fashion_mnist",
-        checkpoint_every_steps=200,
-        # The demo's few minutes reach about 100-140 steps on 2 CPU cores: save by time too,
-        # and log often enough for a curve.
-        checkpoint_every_minutes=2.0,
-        log_every_steps=5,
-        work_dir="runs/fashion_mnist",
-    ),
-    # Pre-train on some Fashion-MNIST classes, fine-tune on others from few labels
-    # (scripts/transfer_demo.py; set data_classes, epochs, train_per_class, init_from).
-    "fashion_mnist_transfer": TrainConfig(
-        model=TRANSFER_MODEL,
-        # float32, not "auto": the transfer results (README, docs/RESULTS.md) were measured in
-        # float32, and bf16 was checked on the full network only; on the narrow `tiny` network
-        # it trained measurably worse (tests/test_train.py's stripes run, 45% vs < 25% error).
-        precision="float32",
-        data="fashion_mnist",
-        data_image_size=72,
-        # Validated on held-out training images: the test set stays for the final number.
-        validation_holdout=500,
-        # A 500-image training set is 3 steps an epoch; the paper's plateau rule, with the
-        # patience counted in such short epochs, and every run gets its full step budget.
-        schedule_patience=10,
-        schedule_on_exhausted="continue",
-        checkpoint_every_steps=200,
-        log_every_steps=50,
-        progress_bar=False,
-        work_dir="runs/transfer",
-    ),
-    "tiny": TrainConfig(
-        model=TINY_MODEL,
-        # Not "auto": the tests built on this preset compare its arithmetic with float32
-        # references (NumPy, bit-exact resumes) on machines with and without bf16 units.
-        precision="float32",
-        data="fashion_mnist",
-        data_image_size=72,
-        batch_size=16,
-        epochs=2,
-        steps_per_epoch=8,
-        eval_steps=4,
-        schedule_patience=1,
-        deterministic=True,
-        checkpoint_every_steps=4,
-        log_every_steps=1,
-        work_dir="runs/tiny",
-        progress_bar=False,
-    ),
-}
-
-
-def preset(name: str) -> TrainConfig:
-    """The named preset (see `PRESETS`)."""
-    if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
-    return PRESETS[name]

@@ -1,4 +1,4 @@
-"""The small four-layer CNN of Figure 1 and Section 3.3, and its resumable training loop.
+"""The small four-layer CNN of Figure 1 and Section 3.3, trained through `keras_alexnet.train`.
 
 The paper does not give this network: footnote 3 of the original paper defers to the
 parameter files of cuda-convnet, whose CIFAR-10 example ("layers-18pct") is a four-layer
@@ -14,39 +14,34 @@ before training begins, which would make the comparison with ReLU unfair to tanh
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-from keras_alexnet.checkpoint import model_state
 from keras_alexnet.config import PAPER_LEARNING_RATE, PAPER_MOMENTUM, AlexNetConfig
-from keras_alexnet.files import write_text_atomic
 from keras_alexnet.layers import LocalResponseNormalization
-from keras_alexnet.optim import PaperSGD
 
 # (name, kernels, initial weight std): cuda-convnet's layers-18pct.cfg (initW).
 CONV_LAYERS = (("conv1", 32, 1e-4), ("conv2", 32, 1e-2), ("conv3", 64, 1e-2))
 FC_INIT_STD = 1e-2
 KERNEL_SIZE = 5
 POOL_SIZE, POOL_STRIDE = 3, 2
-PROGRESS_FILE = "progress.json"
 _PAPER = AlexNetConfig()
 
 
 def build_small_cnn(num_classes: int, input_size: int, *, activation: str = "relu",
-                    use_lrn: bool = True) -> keras.Model:
-    """The four-layer CNN (3 conv + 1 fc), returning logits.
+                    use_lrn: bool = True,
+                    classifier_activation: str | None = None) -> keras.Model:
+    """The four-layer CNN (3 conv + 1 fc).
 
     Args:
       num_classes: units of the softmax layer.
       input_size: S of the [S, S, 3] input.
       activation: "relu" or "tanh", in every conv layer (Figure 1 compares the two).
       use_lrn: response normalisation after pool1 and pool2 (Section 3.3 compares with/without).
+      classifier_activation: None (logits, as trained) or "softmax".
     """
     if activation not in ("relu", "tanh"):
         raise ValueError(f"activation={activation!r}; use 'relu' or 'tanh'.")
@@ -63,10 +58,10 @@ def build_small_cnn(num_classes: int, input_size: int, *, activation: str = "rel
                                            _PAPER.lrn_alpha, _PAPER.lrn_beta,
                                            name=f"lrn{i + 1}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    logits = keras.layers.Dense(
+    outputs = keras.layers.Dense(
         num_classes, kernel_initializer=keras.initializers.RandomNormal(0.0, FC_INIT_STD),
-        name="fc4")(x)
-    return keras.Model(inputs, logits, name=f"small_cnn_{activation}")
+        activation=classifier_activation, name="fc4")(x)
+    return keras.Model(inputs, outputs, name=f"small_cnn_{activation}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,130 +81,96 @@ class SmallRun:
     seed: int = 0
 
 
-def train_small(run: SmallRun, source: Any, work_dir: str | Path, *,
+def train_small(run: SmallRun, source: Any, work_dir: str | Path, *, data: str | None = None,
                 stop: Callable[[list[int]], bool] | None = None,
                 hparams: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Trains (or resumes) the small CNN; returns its per-step training record.
+    """Trains (or resumes) the small CNN with `keras_alexnet.train`; returns its per-step record.
 
-    The state (weights, velocities, epoch) is checkpointed after every epoch, then the record
-    of the epochs done is written to `work_dir`/progress.json; a rerun restores the newest
-    checkpoint and continues from the next epoch with the same data order (a function of seed
-    and epoch).
+    The run is the package's training loop (checkpoints, train_log.jsonl, TensorBoard logs,
+    exact resume), at a constant learning rate and without augmentation (no regularisation of
+    any kind, as Figure 1 says); it validates on the source's evaluation split (the test set
+    of Fashion-MNIST) after every epoch.
 
     Args:
       run: the settings.
-      source: a `keras_alexnet.data` source; its training stream is taken without augmentation
-        (no regularisation of any kind, as Figure 1 says).
-      work_dir: checkpoints, progress.json and TensorBoard logs (train/, test/).
-      stop: `stop(step_hits)` after every step; True ends training there (the run then
-        counts as finished: a rerun does not continue it).
+      source: a `keras_alexnet.data` source whose images are `run.input_size` square.
+      work_dir: the run's work dir (`keras_alexnet.train`'s files).
+      data: the source's data spec, for the run's config.json.
+      stop: `stop(step_hits)` after every step; True ends training there.
       hparams: written for TensorBoard's HParams dashboard.
 
     Returns:
       {"step_hits": [correct per step], "step_loss": [...], "steps_per_epoch", "batch_size",
-       "test_error": [per epoch], "epochs_done", "stopped_early"}.
+       "test_error": [per epoch, or empty when `run.eval_batches` is 0], "epochs_done",
+       "stopped_early", "diverged"}; a run whose loss or weights became NaN/inf is returned
+       (diverged) with the steps before it, not raised.
     """
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(run.seed)
-    info = source.info
-    steps = info.num_train // run.batch_size
-    steps = min(steps, run.steps_per_epoch) if run.steps_per_epoch else steps
-    model = build_small_cnn(info.num_classes, run.input_size, activation=run.activation,
-                            use_lrn=run.use_lrn)
-    optimizer = PaperSGD(run.learning_rate, run.momentum, run.weight_decay)
-    optimizer.build(model.trainable_variables)
-    epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
-    checkpoint = tf.train.Checkpoint(
-        model=model_state(model), epoch=epoch,
-        optimizer={str(i): v for i, v in enumerate(optimizer.variables)})
-    manager = tf.train.CheckpointManager(checkpoint, str(work_dir / "checkpoints"), 1)
-    record: dict[str, Any] = {"step_hits": [], "step_loss": [], "test_error": [],
-                              "steps_per_epoch": steps, "batch_size": run.batch_size,
-                              "stopped_early": False}
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        saved = json.loads((work_dir / PROGRESS_FILE).read_text())
-        done = int(epoch.numpy())
-        # A crash between the checkpoint and the progress write: the checkpoint is newer.
-        if len(saved["test_error"]) < done:
-            raise ValueError(f"{work_dir}: the checkpoint is at epoch {done} but "
-                             f"{PROGRESS_FILE} has {len(saved['test_error'])}; delete the "
-                             "folder to restart this run.")
-        record.update(saved)
-        record["step_hits"] = saved["step_hits"][:done * steps]
-        record["step_loss"] = saved["step_loss"][:done * steps]
-        record["test_error"] = saved["test_error"][:done]
-    writers = {s: tf.summary.create_file_writer(str(work_dir / "logs" / s))
-               for s in ("train", "test")}
+    from keras_alexnet.curves import read_scalars
+    from keras_alexnet.run_files import read_train_log
+    from keras_alexnet.train import NonFiniteLossError, train
+
+    config = small_run_config(run, data, work_dir)
+    hits: list[int] = []
+
+    def on_step_end(record: dict[str, Any]) -> bool:
+        # A resumed run's steps continue the log's: keep the hits of the steps before this one.
+        del hits[record["step"] - 1:]
+        hits.append(record["top1_hits"])
+        return bool(stop and stop(hits))
+
+    if stop:
+        hits += [r["top1_hits"] for r in read_train_log(work_dir)]
+    result, diverged = None, False
+    try:
+        result = train(config, source=source, on_step_end=on_step_end,
+                       build_model=_builder(run, source.info.num_classes))
+    except NonFiniteLossError:
+        diverged = True  # a diverged learning rate of the grid: the record says so, and it loses
     if hparams:
-        from tensorboard.plugins.hparams import api as hp
-
-        with tf.summary.create_file_writer(str(work_dir / "logs")).as_default():
-            hp.hparams(hparams)
-
-    @tf.function(autograph=False)
-    def train_step(images, labels):
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
-        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, tf.int32), labels),
-                                     tf.int32))
-        return loss, hits
-
-    @tf.function(autograph=False)
-    def predict(images):
-        return tf.argmax(model(images, training=False), -1, tf.int32)
-
-    while int(epoch.numpy()) < run.epochs and not record["stopped_early"]:
-        e = int(epoch.numpy())
-        ds = source.train_dataset(run.batch_size, run.input_size, seed=run.seed, epoch=e,
-                                  augment=False).take(steps)
-        for images, labels in ds:
-            loss, hits = train_step(images, labels)
-            loss = float(loss)
-            if not np.isfinite(loss):
-                # A diverged learning rate of the grid: the record says so, and it loses.
-                record["diverged"] = True
-                break
-            record["step_hits"].append(int(hits))
-            record["step_loss"].append(loss)
-            if stop and stop(record["step_hits"]):
-                record["stopped_early"] = True
-                break
-        s = len(record["step_hits"])
-        test_error = _test_error(predict, source, run)
-        record["test_error"].append(test_error)
-        epoch_hits = record["step_hits"][e * steps:]
-        with writers["train"].as_default(step=s):
-            tf.summary.scalar("error", 1 - sum(epoch_hits) / max(1, len(epoch_hits) *
-                                                                  run.batch_size))
-            tf.summary.scalar("loss", float(np.mean(record["step_loss"][e * steps:] or [0])))
-        if test_error is not None:
-            with writers["test"].as_default(step=s):
-                tf.summary.scalar("error", test_error)
-        epoch.assign_add(1)
-        if record.get("diverged"):
-            record["stopped_early"] = True
-        manager.save()
-        write_text_atomic(work_dir / PROGRESS_FILE, json.dumps(record))
-    for w in writers.values():
-        w.close()
-    record["epochs_done"] = int(epoch.numpy())
-    return record
+        _write_hparams(Path(work_dir) / "logs", hparams)
+    log = read_train_log(work_dir)
+    validation = read_scalars(Path(work_dir) / "logs").get("validation/top1_error")
+    test_error = [] if run.eval_batches == 0 or validation is None else [
+        float(e) for e in validation[1]]
+    return {"step_hits": [r["top1_hits"] for r in log], "step_loss": [r["loss"] for r in log],
+            "steps_per_epoch": config.epoch_steps(source.info.num_train),
+            "batch_size": run.batch_size, "test_error": test_error,
+            "epochs_done": result.epoch if result else len(test_error),
+            "stopped_early": bool(result and result.stop_reason == "callback"),
+            "diverged": diverged}
 
 
-def _test_error(predict: Callable, source: Any, run: SmallRun) -> float | None:
-    if run.eval_batches == 0:
-        return None
-    ds = source.eval_dataset(run.batch_size, run.input_size)
-    if run.eval_batches is not None:
-        ds = ds.take(run.eval_batches)
-    wrong = total = 0
-    for images, labels in ds:
-        wrong += int(tf.reduce_sum(tf.cast(predict(images) != labels, tf.int32)))
-        total += int(labels.shape[0])
-    return wrong / total
+def small_run_config(run: SmallRun, data: str | None, work_dir: str | Path) -> Any:
+    """The `TrainConfig` of a small-CNN run: Section 5's SGD at a constant rate, no
+    augmentation, float32, validation after every epoch."""
+    from keras_alexnet.train_config import TrainConfig
+
+    return TrainConfig(
+        network=(f"small_cnn(activation={run.activation}, use_lrn={run.use_lrn}, "
+                 f"input_size={run.input_size})"),
+        data=data,
+        data_image_size=run.input_size, batch_size=run.batch_size, epochs=run.epochs,
+        steps_per_epoch=run.steps_per_epoch, learning_rate=run.learning_rate,
+        momentum=run.momentum, weight_decay=run.weight_decay,
+        # A constant rate: the plateau rule may never cut it.
+        schedule_max_reductions=0, schedule_on_exhausted="continue",
+        # eval_batches=0: no test error is wanted; the loop validates one batch anyway.
+        eval_steps=1 if run.eval_batches == 0 else run.eval_batches,
+        augment=False, seed=run.seed, precision="float32", keep_checkpoints=1,
+        work_dir=str(work_dir), progress_bar=False)
+
+
+def _builder(run: SmallRun, num_classes: int) -> Callable[[str | None], keras.Model]:
+    def build(classifier_activation: str | None) -> keras.Model:
+        return build_small_cnn(num_classes, run.input_size, activation=run.activation,
+                               use_lrn=run.use_lrn, classifier_activation=classifier_activation)
+
+    return build
+
+
+def _write_hparams(log_dir: Path, hparams: dict[str, Any]) -> None:
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    with tf.summary.create_file_writer(str(log_dir)).as_default():
+        hp.hparams(hparams)
