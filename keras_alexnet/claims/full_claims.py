@@ -21,9 +21,11 @@ from keras_alexnet.claims import plots, stats
 from keras_alexnet.claims.records import cached_run, write_hparams_config
 from keras_alexnet.claims.registry import get_claim
 from keras_alexnet.claims.table import measured_text
+from keras_alexnet.claims.verdicts import judged
 from keras_alexnet.config import AlexNetConfig, ablation
 from keras_alexnet.precision import FLOAT32, MIXED_BF16, resolve
-from keras_alexnet.train_config import PRESETS, TrainConfig
+from keras_alexnet.presets import PRESETS
+from keras_alexnet.train_config import TrainConfig
 
 ABLATION_DIR = "ablations"  # the shared runs, under out_dir
 BASELINE = "baseline"
@@ -202,7 +204,6 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
     kept, failures = trained_seeds(runs, None if tiny else PRESETS[p.preset].model.num_classes)
     summary = ablation_summary(kept, variants, metric)
     summary.update(unit=f"of {metric_label}, variant - baseline", points=True)
-    verdict = summary.pop("verdict")
     value = claim.paper_value
     paper = f"; paper: {value:g} point{'' if value == 1 else 's'}" if value else ""
     by = summary.get("by_variant", {variants[0]: summary})
@@ -223,42 +224,38 @@ def _ablation_claim(name: str, variants: Sequence[str], metric: str, metric_labe
         note += (f"; did not train: {stats.failures_text(failures)}: those seeds are left out "
                  "of the means and the verdict")
     summary["did_not_train"] = failures
-    record = _record(claim, p, runs, summary, verdict, note, seeds, data, tiny, variants)
+    record = _record(claim, p, runs, summary, note, seeds, data, tiny, variants)
     plots.ablation(record, Path(out_dir) / f"{name}.png", metric, f"{metric_label} (%)")
     return record
 
 
 def ablation_summary(kept: Sequence[dict[str, Any]], variants: Sequence[str],
                      metric: str) -> dict[str, Any]:
-    """Each variant's effect on `metric`, paired by seed with the baseline, and the verdict.
+    """Each variant's effect on `metric`, paired by seed with the baseline.
 
     The effect is the mean over seeds of (variant - baseline); its std and standard error are
     those of the per-seed differences (a seed shares data order and augmentation between the
     runs). With several variants (`depth`: removing *any* middle layer costs), each is judged
-    alone: "reproduced" only if every one is, "not reproduced" if any is; the top-level
-    figures are the variant with the smaller effect's.
+    alone (claims.verdicts); the top-level figures are the variant with the smaller effect's.
 
     Args:
       kept: the runs of the seeds where every run trained (trained_seeds).
     Returns:
-      {"mean", "std", "stderr", "n", "baseline", "variant", "verdict"}, and "by_variant"
-      ({variant: the same}) when there are several variants.
+      {"mean", "std", "stderr", "n", "baseline", "variant"}, and "by_variant" ({variant: the
+      same}) when there are several variants.
     """
     base = {r["seed"]: r[metric] for r in kept if r["variant"] == BASELINE}
     by_variant = {}
     for v in variants:
         runs = [r for r in kept if r["variant"] == v]
         effect = stats.summarize([r[metric] - base[r["seed"]] for r in runs])
-        by_variant[v] = {**effect, "verdict": stats.verdict(effect, +1),
-                         "baseline": stats.summarize(list(base.values())),
+        by_variant[v] = {**effect, "baseline": stats.summarize(list(base.values())),
                          "variant": stats.summarize([r[metric] for r in runs])}
     if len(variants) == 1:
         return by_variant[variants[0]]
     weakest = min(variants, key=lambda v: (by_variant[v]["mean"] is not None,
                                            by_variant[v]["mean"] or 0.0))
-    return {**by_variant[weakest],
-            "verdict": stats.all_verdicts([e["verdict"] for e in by_variant.values()]),
-            "by_variant": by_variant}
+    return {**by_variant[weakest], "by_variant": by_variant}
 
 
 # What a variant changes beyond its name, where Fashion-MNIST or the paper's wording need it.
@@ -280,13 +277,13 @@ _VARIANT_DIFFERENCES = {
 
 
 def _record(claim: Any, p: FullProtocol, runs: list[dict[str, Any]], summary: dict[str, Any],
-            verdict: str, note: str, seeds: Sequence[int], data: str, tiny: bool,
+            note: str, seeds: Sequence[int], data: str, tiny: bool,
             variants: Sequence[str]) -> dict[str, Any]:
     seeds_flag = ",".join(str(s) for s in seeds)
     budget = "" if p.budget_steps == FullProtocol().budget_steps or tiny else \
         f" --budget_steps={p.budget_steps}"
     data_flag = "" if data == "fashion_mnist" else f" --data={data}"
-    return {
+    return judged({
         "claim": claim.name, "title": claim.title, "section": claim.section,
         "paper_figure": claim.paper_figure,
         "paper": {"text": claim.paper, "value": claim.paper_value},
@@ -294,7 +291,7 @@ def _record(claim: Any, p: FullProtocol, runs: list[dict[str, Any]], summary: di
                      f"{', '.join(variants)}", "budget": f"{p.budget_steps} steps per run",
                      "seeds": list(seeds), **dataclasses.asdict(p)},
         "runs": runs, "summary": summary, "measured": measured_text(summary),
-        "verdict": verdict, "verdict_note": note,
+        "verdict_note": note,
         "differences": "Fashion-MNIST upsampled to 256 (10 gray classes), not ImageNet; "
                        f"{p.budget_steps} steps (~{p.budget_steps * 128 / 55000:.1f} epochs) "
                        "instead of ~90 epochs; fc6/fc7 biases start at 0 (the preset's "
@@ -304,7 +301,7 @@ def _record(claim: Any, p: FullProtocol, runs: list[dict[str, Any]], summary: di
                        + "".join(_VARIANT_DIFFERENCES.get(v, "") for v in variants),
         "command": f"python scripts/reproduce.py --claim={claim.name} --seeds={seeds_flag}"
                    f"{data_flag}{budget} --precision={p.precision}{' --tiny' if tiny else ''}",
-        "figure": f"{claim.name}.png", "smoke": tiny}
+        "figure": f"{claim.name}.png", "smoke": tiny})
 
 
 def run_no_lrn(seeds, data, out_dir, **options):
@@ -425,7 +422,6 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precisi
                "did_not_train": failures}
     # Trained fc7 minus raw pixels, paired by seed (the same queries and database).
     diff = stats.summarize([r["trained"] - r["raw_pixels"] for r in runs])
-    verdict = stats.verdict(diff, +1)
     note = (f"label agreement: trained fc7 {summary['mean']:.3f}, untrained fc7 "
             f"{summary['untrained']['mean']:.3f}, raw pixels {summary['raw_pixels']['mean']:.3f}"
             if summary["mean"] is not None else "no trained network")
@@ -436,7 +432,7 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precisi
     if failures:
         note += ("; left out, the baseline did not train: "
                  + stats.failures_text(failures))
-    record = _record(claim, p, runs, summary, verdict, note, seeds, data, tiny, [])
+    record = _record(claim, p, runs, summary, note, seeds, data, tiny, [])
     record["settings"]["network"] = (f"AlexNet ({p.preset} preset) after {p.budget_steps} "
                                      "steps, the same network untrained, raw 32x32 pixels")
     plots.features(record, Path(out_dir) / f"{claim.name}.png")

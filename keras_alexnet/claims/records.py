@@ -21,8 +21,8 @@ PUBLISHED = "published"  # under out_dir: runs copied from published claim recor
 
 # The fields every <claim>.json has (tests check them; docs/CLAIMS.md is built from them).
 CLAIM_FIELDS = ("claim", "title", "section", "paper_figure", "paper", "settings", "runs",
-                "summary", "measured", "verdict", "verdict_note", "differences", "command",
-                "figure", "smoke")
+                "summary", "measured", "verdict", "bound", "verdict_note", "differences",
+                "command", "figure", "smoke")
 
 
 def write_json(path: str | Path, value: Any) -> Path:
@@ -130,7 +130,7 @@ def write_hparams_config(log_dir: str | Path, hparams: dict[str, list[Any] | Non
     Args:
       log_dir: the folder over the runs' logs (`tensorboard --logdir` it).
       hparams: {name: the values it takes, or None for any (e.g. seeds, which grow)}.
-      metrics: {"group/tag": display name}, e.g. {"test/error": "test error"}.
+      metrics: {"group/tag": display name}, e.g. {"validation/top1_error": "test error"}.
     """
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp

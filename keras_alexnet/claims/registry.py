@@ -12,6 +12,12 @@ from keras_alexnet.precision import FLOAT32, MIXED_BF16
 SMALL, FULL = "small network", "full network"
 
 
+# Table 1: the paper's network's top-1 error on ILSVRC-2010's test set, the error its
+# ablations' effects (Sections 3.2-3.4, 4.1, 7) are stated against.
+PAPER_TOP1_ERROR = 0.375
+# Section 3.3: the CIFAR-10 network with normalisation, 11% test error (13% without).
+PAPER_CIFAR_ERROR = 0.11
+
 # Minutes of one full-network run (full_claims.FullProtocol: 1500 steps of 128, six
 # validations of 5000 held-out images, then 10000 test and 10000 training images evaluated) on
 # a quiet 2-core Intel Xeon (AVX512-BF16, AMX). bf16: from the bf16 run of docs/RESULTS.md on
@@ -41,6 +47,12 @@ class Claim:
     full_runs: int = 0
     # A variant run's minutes as a fraction of a baseline run's (a smaller network is faster).
     run_scale: float = 1.0
+    # The error rate (a fraction) the paper's effect is relative to: its size here is
+    # paper_value / paper_error times our baseline's error (claims.verdicts). None: the
+    # verdict judges the direction only.
+    paper_error: float | None = None
+    # The effect's value of "no effect": 0 for a difference, 1 for a ratio (Figure 1).
+    effect_null: float = 0.0
 
     def cost(self) -> str:
         """The cost per seed, in words (`--list`, CLAIMS.md)."""
@@ -61,22 +73,23 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
           "a 4-layer CNN with ReLUs reaches 25% training error 6x faster than with tanh "
           "(CIFAR-10)", 6.0, SMALL, f"{_SMALL}:run_figure1",
           "measured: 17.6 min for the first seed (the 6-run learning-rate grid), 5.5 min for "
-          "each further seed (2 runs)", minutes_per_seed=17.6),
+          "each further seed (2 runs)", minutes_per_seed=17.6, effect_null=1.0),
     Claim("lrn_small", "LRN helps a small CNN", "3.3", "text (footnote 3)",
           "a 4-layer CNN: 13% test error without normalisation, 11% with (CIFAR-10)", 2.0,
           SMALL, f"{_SMALL}:run_lrn_small", "measured: 6 min for 2 seeds (4 runs of 2 epochs)",
-          minutes_per_seed=3.0),
+          minutes_per_seed=3.0, paper_error=PAPER_CIFAR_ERROR),
     Claim("no_lrn", "LRN lowers the error", "3.3", "text",
           "response normalisation lowers top-1 error by 1.4 points (ILSVRC-2010)", 1.4, FULL,
-          f"{_FULL}:run_no_lrn", "one variant run", full_runs=1),
+          f"{_FULL}:run_no_lrn", "one variant run", full_runs=1, paper_error=PAPER_TOP1_ERROR),
     Claim("non_overlapping_pool", "Overlapping pooling lowers the error", "3.4", "text",
           "overlapping pooling (z=3, s=2) lowers top-1 error by 0.4 points vs z=2, s=2", 0.4,
-          FULL, f"{_FULL}:run_non_overlapping_pool", "one variant run", full_runs=1),
+          FULL, f"{_FULL}:run_non_overlapping_pool", "one variant run", full_runs=1,
+          paper_error=PAPER_TOP1_ERROR),
     Claim("one_tower_half", "Two towers beat one with half the kernels", "3.2", "text",
           "two towers lower top-1 error by 1.7 points vs one tower with half the kernels",
           1.7, FULL, f"{_FULL}:run_one_tower_half", "one variant run, 54% of the "
           "baseline's multiply-adds: 21.5 min measured in bf16 beside light jobs", full_runs=1,
-          run_scale=0.7),
+          run_scale=0.7, paper_error=PAPER_TOP1_ERROR),
     Claim("no_dropout", "Without dropout the network overfits", "4.2", "text",
           "without dropout the network overfits substantially (train vs test error)", None,
           FULL, f"{_FULL}:run_no_dropout", "one variant run", full_runs=1),
@@ -85,7 +98,8 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
           f"{_FULL}:run_no_augmentation", "one variant run", full_runs=1),
     Claim("no_pca_lighting", "PCA lighting lowers the error", "4.1", "text",
           "PCA lighting lowers top-1 error by over 1 point", 1.0, FULL,
-          f"{_FULL}:run_no_pca_lighting", "one variant run", full_runs=1),
+          f"{_FULL}:run_no_pca_lighting", "one variant run", full_runs=1,
+          paper_error=PAPER_TOP1_ERROR),
     Claim("features", "fc7 neighbours are semantically alike", "6.1", "Figure 4 (right)",
           "test images and the training images nearest in fc7 space show the same kind of "
           "object", None, FULL, f"{_FULL}:run_features",
@@ -93,7 +107,8 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
           "measured on a quiet 2-core Xeon", minutes_per_seed=17.0),
     Claim("depth", "Removing a middle conv layer costs ~2 points", "7", "text",
           "removing any middle convolutional layer costs about 2 points of top-1", 2.0, FULL,
-          f"{_FULL}:run_depth", "two variant runs (no conv3, no conv4)", full_runs=2),
+          f"{_FULL}:run_depth", "two variant runs (no conv3, no conv4)", full_runs=2,
+          paper_error=PAPER_TOP1_ERROR),
 )}
 
 

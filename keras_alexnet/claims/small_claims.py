@@ -17,6 +17,7 @@ from keras_alexnet.claims.registry import get_claim
 from keras_alexnet.claims.small_cnn import SmallRun, train_small
 from keras_alexnet.claims.table import measured_text
 from keras_alexnet.claims.thresholds import block_errors, speedup, steps_to_threshold
+from keras_alexnet.claims.verdicts import judged
 from keras_alexnet.config import PAPER_LEARNING_RATE, PAPER_MOMENTUM, PAPER_WEIGHT_DECAY
 
 # CIFAR-10's image size; Fashion-MNIST's 28x28 images are resized to it (bilinear).
@@ -86,7 +87,7 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
     write_hparams_config(log_dir, {"activation": ["relu", "tanh"],
                                    "learning_rate": list(p.learning_rates),
                                    "seed": None},
-                         {"train/error": "training error"})
+                         {"train/top1_error": "training error"})
     lowest = min(p.thresholds)
 
     def stop(hits: list[int]) -> bool:
@@ -102,7 +103,7 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
         hparams = {"activation": activation, "learning_rate": lr, "seed": seed}
 
         def measure(work_dir: Path) -> dict[str, Any]:
-            r = train_small(run, source, work_dir, stop=stop, hparams=hparams)
+            r = train_small(run, source, work_dir, data=data, stop=stop, hparams=hparams)
             budget = p.max_epochs * r["steps_per_epoch"]
             return {**hparams, "steps_per_epoch": r["steps_per_epoch"], "budget_steps": budget,
                     "steps_done": len(r["step_hits"]), "diverged": bool(r.get("diverged")),
@@ -154,7 +155,6 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
     summary = {**over_seeds(p.threshold), "unit": "x (tanh steps / ReLU steps)",
                "by_threshold": {f"{t:g}": over_seeds(t) for t in p.thresholds},
                "did_not_train": failures}
-    verdict = stats.verdict(summary, +1, null=1.0)  # a ratio: 1 is no speed-up
     bound = ">= " if summary["lower_bound"] else ""
     ladder = ", ".join(f"{float(t):.0%}: {'>= ' if v['lower_bound'] else ''}{v['mean']:.2f}x"
                        + (f" (n={v['n']})" if v["n"] < len(seeds) else "")
@@ -170,7 +170,7 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
                 "CIFAR-10 layout), LRN on, no dropout, no weight decay, no augmentation",
                 "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p),
                 "chosen_learning_rates": chosen, "seeds": list(seeds), "per_seed": per_seed}
-    record = _claim_record(claim, settings, runs, summary, verdict, note, tiny, seeds, data,
+    record = _claim_record(claim, settings, runs, summary, note, tiny, seeds, data,
                            differences=(
         f"Fashion-MNIST (gray, resized to 32x32), not CIFAR-10; threshold {p.threshold:.0%} "
         "instead of 25%, fixed before the runs: 25% on CIFAR-10 is ~90% of the way from chance "
@@ -237,7 +237,8 @@ def run_lrn_small(seeds: Sequence[int], data: str, out_dir: str | Path, *,
     source = _source(data)
     write_hparams_config(Path(out_dir) / claim.name,
                          {"use_lrn": [True, False], "seed": None},
-                         {"test/error": "test error", "train/error": "training error"})
+                         {"validation/top1_error": "test error",
+                          "train/top1_error": "training error"})
     runs = []
     for use_lrn in (True, False):
         for seed in seeds:
@@ -249,7 +250,7 @@ def run_lrn_small(seeds: Sequence[int], data: str, out_dir: str | Path, *,
             hparams = {"use_lrn": use_lrn, "seed": seed}
 
             def measure(work_dir: Path, run=run, hparams=hparams) -> dict[str, Any]:
-                r = train_small(run, source, work_dir, hparams=hparams)
+                r = train_small(run, source, work_dir, data=data, hparams=hparams)
                 return {**hparams, "test_error": r["test_error"],
                         "final_test_error": r["test_error"][-1],
                         "diverged": bool(r.get("diverged")),
@@ -258,11 +259,10 @@ def run_lrn_small(seeds: Sequence[int], data: str, out_dir: str | Path, *,
             name = f"{'lrn' if use_lrn else 'no_lrn'}_seed{seed}"
             runs.append(cached_run(out_dir, claim.name, name, measure, _run_settings(p, data)))
     summary, note = lrn_summary(runs, seeds, None if tiny else source.info.num_classes)
-    verdict = stats.verdict(summary, +1)
     settings = {"data": data, "network": "4-layer CNN (3 conv + 1 fc), ReLU, LRN after pool1 "
                 "and pool2 with Section 3.3's constants, or none",
                 "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p), "seeds": list(seeds)}
-    record = _claim_record(claim, settings, runs, summary, verdict, note, tiny, seeds, data,
+    record = _claim_record(claim, settings, runs, summary, note, tiny, seeds, data,
                            differences=(
         f"Fashion-MNIST (resized to 32x32), not CIFAR-10; a fixed budget of {p.epochs} epochs "
         f"with Section 5's SGD (lr {p.learning_rate:g}, momentum {p.momentum:g}, weight decay "
@@ -275,17 +275,16 @@ def run_lrn_small(seeds: Sequence[int], data: str, out_dir: str | Path, *,
 
 
 def _claim_record(claim: Any, settings: dict[str, Any], runs: list[dict[str, Any]],
-                  summary: dict[str, Any], verdict: str, note: str, tiny: bool,
+                  summary: dict[str, Any], note: str, tiny: bool,
                   seeds: Sequence[int], data: str, *, differences: str) -> dict[str, Any]:
     """The claim's JSON record (the fields of records.CLAIM_FIELDS)."""
     seeds_flag = ",".join(str(s) for s in seeds)
     data_flag = "" if data == "fashion_mnist" else f" --data={data}"
-    return {"claim": claim.name, "title": claim.title, "section": claim.section,
+    return judged({"claim": claim.name, "title": claim.title, "section": claim.section,
             "paper_figure": claim.paper_figure,
             "paper": {"text": claim.paper, "value": claim.paper_value},
             "settings": settings, "runs": runs, "summary": summary,
-            "measured": measured_text(summary), "verdict": verdict,
-            "verdict_note": note, "differences": differences,
+            "measured": measured_text(summary), "verdict_note": note, "differences": differences,
             "command": f"python scripts/reproduce.py --claim={claim.name} --seeds={seeds_flag}"
                        f"{data_flag}{' --tiny' if tiny else ''}",
-            "figure": f"{claim.name}.png", "smoke": tiny}
+            "figure": f"{claim.name}.png", "smoke": tiny})

@@ -1,11 +1,10 @@
 """Summary statistics of a claim's runs, and the verdict rule.
 
-An effect is a result only if its 95% confidence interval (Student's t over the seeds) leaves
-out zero; otherwise it is "inconclusive", whatever its sign. So a difference smaller than its
-standard error never is a result (t >= 1), and two seeds need an effect of 12.7 standard
-errors: with 2 seeds, "at least one standard error" of paired differences would only ask that
-both differences have the same sign, a coin toss when there is no effect. With one seed there
-is no standard error, so no verdict.
+An effect is judged by its 95% confidence interval over seeds (Student's t; ablations paired by
+seed), which answers two questions: its direction (does the interval leave out zero?) and its
+size (does it leave out the paper's effect, scaled to our error rate?). The interval's
+half-width is the smallest effect the protocol resolves. With one seed there is no standard
+error, so no interval and no verdict.
 """
 
 from __future__ import annotations
@@ -23,9 +22,13 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
          2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
-REPRODUCED = "reproduced"
-NOT_REPRODUCED = "not reproduced"
-INCONCLUSIVE = "inconclusive"
+# The outcomes, from the most to the least favourable to the paper's claim.
+REPRODUCED = "reproduced"  # the paper's direction, and the interval reaches its size
+REPRODUCED_SMALLER = "reproduced, smaller"  # the paper's direction, wholly below its size
+SMALLER_HERE = "smaller here"  # holds zero, but wholly below the paper's size
+INCONCLUSIVE = "inconclusive"  # holds both zero and the paper's size
+OPPOSITE = "opposite"  # leaves out zero on the other side
+OUTCOMES = (REPRODUCED, REPRODUCED_SMALLER, SMALLER_HERE, INCONCLUSIVE, OPPOSITE)
 
 
 def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -52,36 +55,54 @@ def t_quantile_975(df: int) -> float:
     return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
 
-def verdict(summary: dict, expected_sign: int, null: float = 0.0) -> str:
+def interval(summary: dict, null: float = 0.0) -> tuple[float, float] | None:
+    """The 95% interval of `summary`'s mean - `null` (mean ± t * stderr), or None with fewer
+    than two values."""
+    mean, stderr, n = summary.get("mean"), summary.get("stderr"), summary.get("n", 0)
+    if mean is None or stderr is None or n < 2:
+        return None
+    half = t_quantile_975(n - 1) * stderr
+    return mean - null - half, mean - null + half
+
+
+def verdict(summary: dict, expected_sign: int, null: float = 0.0,
+            paper_size: float | None = None) -> str:
     """The verdict on an effect the paper says has sign `expected_sign` (+1 or -1).
 
     Args:
       summary: the effect over seeds (`summarize`'s mean, stderr, n).
       expected_sign: the paper's direction of (mean - null).
       null: the value of no effect (0 for a difference, 1 for a ratio).
+      paper_size: the paper's effect (> 0, in the paper's direction, in the summary's unit,
+        scaled to our error rate); None judges the direction only.
     Returns:
-      "inconclusive" with fewer than 2 seeds or when the 95% interval mean ± t * stderr holds
-      `null`; otherwise "reproduced" if mean - null has the paper's sign, else "not
-      reproduced". The size of the effect is reported beside the verdict, not judged by it.
+      One of OUTCOMES. In the paper's direction, the 95% interval [lo, hi] of the effect:
+      lo > 0 is REPRODUCED if hi reaches `paper_size`, else REPRODUCED_SMALLER; hi < 0 is
+      OPPOSITE; an interval holding 0 is SMALLER_HERE if hi < `paper_size`, else INCONCLUSIVE.
+      Without a size, lo > 0 is REPRODUCED. Fewer than two seeds: INCONCLUSIVE.
     """
     if expected_sign not in (1, -1):
         raise ValueError(f"expected_sign={expected_sign} must be +1 or -1.")
-    mean, stderr, n = summary.get("mean"), summary.get("stderr"), summary.get("n", 0)
-    if mean is None or stderr is None or n < 2:
+    if paper_size is not None and not paper_size > 0:
+        raise ValueError(f"paper_size={paper_size} must be positive (or None).")
+    bounds = interval(summary, null)
+    if bounds is None:
         return INCONCLUSIVE
-    effect = mean - null
-    if abs(effect) <= t_quantile_975(n - 1) * stderr:
-        return INCONCLUSIVE
-    return REPRODUCED if effect * expected_sign > 0 else NOT_REPRODUCED
+    lo, hi = sorted(expected_sign * b for b in bounds)
+    if hi < 0:
+        return OPPOSITE
+    below = paper_size is not None and hi < paper_size
+    if lo > 0:
+        return REPRODUCED_SMALLER if below else REPRODUCED
+    return SMALLER_HERE if below else INCONCLUSIVE
 
 
 def all_verdicts(verdicts: Sequence[str]) -> str:
     """The verdict on a claim made of several effects that must all hold (e.g. removing *any*
-    middle layer costs): reproduced if every one is, not reproduced if any is not, else
-    inconclusive."""
-    if verdicts and all(v == REPRODUCED for v in verdicts):
-        return REPRODUCED
-    return NOT_REPRODUCED if NOT_REPRODUCED in verdicts else INCONCLUSIVE
+    middle layer costs): the least favourable of theirs (OUTCOMES' order)."""
+    if not verdicts:
+        return INCONCLUSIVE
+    return max(verdicts, key=OUTCOMES.index)
 
 
 def at_chance(error: float, num_classes: int) -> bool:
