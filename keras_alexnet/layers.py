@@ -1,4 +1,5 @@
-"""Custom layers of the network: local response normalisation (Section 3.3) and a channel slice."""
+"""Custom layers: local response normalisation (Section 3.3), a channel slice, and the locally
+connected layer of the paper's CIFAR-10 networks (cuda-convnet's `local`)."""
 
 from __future__ import annotations
 
@@ -186,3 +187,80 @@ class ChannelSlice(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class LocallyConnected2D(keras.layers.Layer):
+    """A convolution whose filters are not shared: every output position has its own.
+
+    cuda-convnet's `type=local` layer, which the networks behind Section 3.3's CIFAR-10 figures
+    use (Keras 3 has no such layer). Zero `padding` on every side, then at each of the
+    (H + 2p - k) // s + 1 output rows and columns its own k x k x C x filters kernel and its
+    own biases (cuda-convnet's local layers have no shared biases).
+
+    Weights: `kernel` (out_h, out_w, k * k * C, filters), each position's window flattened in
+    (row, column, channel) order; `bias` (out_h, out_w, filters).
+
+    Args:
+      filters: output channels.
+      kernel_size: k of the square window.
+      strides: s, the step between windows.
+      padding: zeros added on every side (cuda-convnet's `padding`).
+      activation, kernel_initializer, bias_initializer: as in `keras.layers.Conv2D`.
+    """
+
+    def __init__(self, filters: int, kernel_size: int, strides: int = 1, padding: int = 0,
+                 activation: Any = None, kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for name, value, least in (("filters", filters, 1), ("kernel_size", kernel_size, 1),
+                                   ("strides", strides, 1), ("padding", padding, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"LocallyConnected2D {name}={value!r} must be an integer "
+                                 f">= {least}.")
+        self.filters, self.kernel_size = filters, kernel_size
+        self.strides, self.padding = strides, padding
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def _output_size(self, size: int) -> int:
+        out = (size + 2 * self.padding - self.kernel_size) // self.strides + 1
+        if out < 1:
+            raise ValueError(f"LocallyConnected2D: a {size}-pixel input with padding "
+                             f"{self.padding} is smaller than the {self.kernel_size}-pixel "
+                             "window.")
+        return out
+
+    def build(self, input_shape: tuple) -> None:
+        rows, cols = (self._output_size(n) for n in input_shape[1:3])
+        window = self.kernel_size * self.kernel_size * input_shape[-1]
+        self.kernel = self.add_weight(name="kernel", shape=(rows, cols, window, self.filters),
+                                      initializer=self.kernel_initializer)
+        self.bias = self.add_weight(name="bias", shape=(rows, cols, self.filters),
+                                    initializer=self.bias_initializer)
+
+    def call(self, inputs):
+        p, k, s = self.padding, self.kernel_size, self.strides
+        x = ops.pad(inputs, [(0, 0), (p, p), (p, p), (0, 0)]) if p else inputs
+        rows, cols = self.kernel.shape[0], self.kernel.shape[1]
+        # Each position's window as one vector, (row, column, channel) order: k * k shifted
+        # views of the padded input, concatenated on the channel axis.
+        windows = ops.concatenate(
+            [x[:, i:i + s * (rows - 1) + 1:s, j:j + s * (cols - 1) + 1:s, :]
+             for i in range(k) for j in range(k)], axis=-1)
+        out = ops.einsum("bhwk,hwkf->bhwf", windows, ops.cast(self.kernel, windows.dtype))
+        return self.activation(out + ops.cast(self.bias, out.dtype))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        rows, cols = (self._output_size(n) for n in input_shape[1:3])
+        return (input_shape[0], rows, cols, self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
+            "padding": self.padding, "activation": keras.activations.serialize(self.activation),
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }

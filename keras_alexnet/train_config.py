@@ -72,6 +72,11 @@ class TrainConfig(ConfigMixin):
     momentum: float = PAPER_MOMENTUM
     weight_decay: float = PAPER_WEIGHT_DECAY
     decay_biases: bool = False
+    # Per-variable settings (PaperSGD): (variable path pattern, value) pairs, the first match
+    # deciding, e.g. (("*/bias", 2.0),) for cuda-convnet's epsB = 2 * epsW, or
+    # (("conv*", 0.0),) for no decay on the conv layers. Empty: Section 5's one rate and decay.
+    learning_rate_multipliers: tuple[tuple[str, float], ...] = ()
+    weight_decays: tuple[tuple[str, float], ...] = ()
     # Section 5: "divide the learning rate by 10 when the validation error rate stopped
     # improving"; "reduced three times prior to termination". The paper gives no patience.
     lr_decay_factor: float = 0.1
@@ -159,7 +164,9 @@ class TrainConfig(ConfigMixin):
         from keras_alexnet.optim import PaperSGD
 
         return PaperSGD(self.learning_rate, self.momentum, self.weight_decay,
-                        decay_biases=self.decay_biases)
+                        decay_biases=self.decay_biases,
+                        learning_rate_multipliers=dict(self.learning_rate_multipliers),
+                        weight_decays=dict(self.weight_decays))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -171,6 +178,9 @@ class TrainConfig(ConfigMixin):
         for name in ("data_classes", "freeze"):  # JSON gives lists
             if isinstance(values.get(name), list):
                 values[name] = tuple(values[name])
+        for name in ("learning_rate_multipliers", "weight_decays"):  # lists of [pattern, value]
+            if isinstance(values.get(name), list):
+                values[name] = tuple((str(k), float(v)) for k, v in values[name])
         return cls(**values)
 
 

@@ -64,17 +64,29 @@ def build_small_cnn(num_classes: int, input_size: int, *, activation: str = "rel
     return keras.Model(inputs, outputs, name=f"small_cnn_{activation}")
 
 
+# The small networks a run can train: Figure 1's (build_small_cnn) and Section 3.3's
+# cuda-convnet CIFAR-10 pair (claims.conv_local).
+FIGURE1, CONV_LOCAL = "small_cnn", "conv_local"
+
+
 @dataclasses.dataclass(frozen=True)
 class SmallRun:
-    """One training run of the small CNN."""
+    """One training run of a small CNN."""
 
-    activation: str = "relu"
+    network: str = FIGURE1
+    activation: str = "relu"  # FIGURE1 only
     use_lrn: bool = True
     learning_rate: float = PAPER_LEARNING_RATE
     momentum: float = PAPER_MOMENTUM
     weight_decay: float = 0.0
     batch_size: int = 128
     input_size: int = 32
+    # The stored images' size; None: input_size. Larger: random input_size crops and flips
+    # for training (cuda-convnet's CIFAR provider), the center crop for testing.
+    image_size: int | None = None
+    # Per-variable rates and decays (PaperSGD; TrainConfig's fields of the same names).
+    learning_rate_multipliers: tuple[tuple[str, float], ...] = ()
+    weight_decays: tuple[tuple[str, float], ...] = ()
     epochs: int = 10
     steps_per_epoch: int | None = None  # None: the whole training set
     eval_batches: int | None = None  # None: the whole evaluation set; 0: no test error
@@ -84,16 +96,17 @@ class SmallRun:
 def train_small(run: SmallRun, source: Any, work_dir: str | Path, *, data: str | None = None,
                 stop: Callable[[list[int]], bool] | None = None,
                 hparams: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Trains (or resumes) the small CNN with `keras_alexnet.train`; returns its per-step record.
+    """Trains (or resumes) a small CNN with `keras_alexnet.train`; returns its per-step record.
 
     The run is the package's training loop (checkpoints, train_log.jsonl, TensorBoard logs,
-    exact resume), at a constant learning rate and without augmentation (no regularisation of
-    any kind, as Figure 1 says); it validates on the source's evaluation split (the test set
-    of Fashion-MNIST) after every epoch.
+    exact resume), at a constant learning rate (`small_run_config`): without augmentation
+    when the images are the network's size (no regularisation of any kind, as Figure 1 says),
+    with cuda-convnet's crops and flips when they are larger. It validates on the source's
+    evaluation split (the test set of Fashion-MNIST) after every epoch.
 
     Args:
       run: the settings.
-      source: a `keras_alexnet.data` source whose images are `run.input_size` square.
+      source: a `keras_alexnet.data` source whose images are `run.image_size` square.
       work_dir: the run's work dir (`keras_alexnet.train`'s files).
       data: the source's data spec, for the run's config.json.
       stop: `stop(step_hits)` after every step; True ends training there.
@@ -141,27 +154,40 @@ def train_small(run: SmallRun, source: Any, work_dir: str | Path, *, data: str |
 
 
 def small_run_config(run: SmallRun, data: str | None, work_dir: str | Path) -> Any:
-    """The `TrainConfig` of a small-CNN run: Section 5's SGD at a constant rate, no
-    augmentation, float32, validation after every epoch."""
+    """The `TrainConfig` of a small-CNN run: the paper's SGD update at a constant rate,
+    float32, validation after every epoch; crops and flips only where the images are larger
+    than the network's input (never PCA lighting)."""
     from keras_alexnet.train_config import TrainConfig
 
+    crops = run.image_size is not None and run.image_size > run.input_size
+    detail = (f"activation={run.activation}, " if run.network == FIGURE1 else "")
     return TrainConfig(
-        network=(f"small_cnn(activation={run.activation}, use_lrn={run.use_lrn}, "
-                 f"input_size={run.input_size})"),
-        data=data,
-        data_image_size=run.input_size, batch_size=run.batch_size, epochs=run.epochs,
+        network=f"{run.network}({detail}use_lrn={run.use_lrn}, input_size={run.input_size})",
+        data=data, data_image_size=run.image_size or run.input_size,
+        batch_size=run.batch_size, epochs=run.epochs,
         steps_per_epoch=run.steps_per_epoch, learning_rate=run.learning_rate,
         momentum=run.momentum, weight_decay=run.weight_decay,
+        learning_rate_multipliers=run.learning_rate_multipliers,
+        weight_decays=run.weight_decays,
         # A constant rate: the plateau rule may never cut it.
         schedule_max_reductions=0, schedule_on_exhausted="continue",
         # eval_batches=0: no test error is wanted; the loop validates one batch anyway.
         eval_steps=1 if run.eval_batches == 0 else run.eval_batches,
-        augment=False, seed=run.seed, precision="float32", keep_checkpoints=1,
+        augment=crops, crops_and_flips=crops, pca_lighting=False, seed=run.seed,
+        precision="float32", keep_checkpoints=1,
         work_dir=str(work_dir), progress_bar=False)
 
 
 def _builder(run: SmallRun, num_classes: int) -> Callable[[str | None], keras.Model]:
+    if run.network not in (FIGURE1, CONV_LOCAL):
+        raise ValueError(f"SmallRun network={run.network!r}; use {FIGURE1!r} or {CONV_LOCAL!r}.")
+
     def build(classifier_activation: str | None) -> keras.Model:
+        if run.network == CONV_LOCAL:
+            from keras_alexnet.claims.conv_local import build_conv_local
+
+            return build_conv_local(num_classes, run.input_size, normalize=run.use_lrn,
+                                    classifier_activation=classifier_activation)
         return build_small_cnn(num_classes, run.input_size, activation=run.activation,
                                use_lrn=run.use_lrn, classifier_activation=classifier_activation)
 
