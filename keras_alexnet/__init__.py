@@ -40,10 +40,10 @@ _LAZY = {
     "NonFiniteLossError": "keras_alexnet.train",
     "TrainResult": "keras_alexnet.train",
     "train": "keras_alexnet.train",
-    "PRESETS": "keras_alexnet.train_config",
+    "PRESETS": "keras_alexnet.presets",
     "TrainConfig": "keras_alexnet.train_config",
-    "apply_overrides": "keras_alexnet.train_config",
-    "preset": "keras_alexnet.train_config",
+    "apply_overrides": "keras_alexnet.overrides",
+    "preset": "keras_alexnet.presets",
 }
 
 # The TensorFlow-only names are exported where TensorFlow is installed: on a JAX- or

@@ -31,7 +31,7 @@ from benchmarks import report as report_lib  # noqa: E402
 from benchmarks.run import run_benchmark  # noqa: E402
 from benchmarks.settings import BACKENDS, PRECISIONS, PRESETS, BenchSettings  # noqa: E402
 from keras_alexnet import cli  # noqa: E402
-from keras_alexnet.train_config import apply_overrides  # noqa: E402
+from keras_alexnet.overrides import apply_overrides  # noqa: E402
 
 _PRESET = flags.DEFINE_enum("preset", "full", list(PRESETS),
                             "full: batch 16..256, 3 repeats; quick: batch 64 and 128, 2 "

@@ -59,8 +59,9 @@ def main(argv: list[str]) -> None:
     cli.load_tensorflow()  # after the flag checks
     from keras_alexnet.evaluate import evaluate
     from keras_alexnet.files import write_text_atomic
+    from keras_alexnet.overrides import apply_overrides
+    from keras_alexnet.presets import preset
     from keras_alexnet.train import train
-    from keras_alexnet.train_config import apply_overrides, preset
 
     results = {}
     for name, overrides in runs(_WORK_DIR.value).items():

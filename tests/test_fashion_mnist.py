@@ -121,7 +121,7 @@ def test_holdout_source_validates_on_training_images(data):
 
 
 def test_trainer_opens_the_holdout_only_for_fashion_mnist():
-    from keras_alexnet.train_config import preset
+    from keras_alexnet.presets import preset
 
     config = preset("tiny").replace(data="fashion_mnist", validation_holdout=500)
     assert config.open_source().info.num_eval == 500

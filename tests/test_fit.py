@@ -7,8 +7,8 @@ import pytest
 from keras_alexnet.data import open_source
 from keras_alexnet.fit import fit
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.presets import preset
 from keras_alexnet.train import train
-from keras_alexnet.train_config import preset
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import tensorflow as tf
 from keras_alexnet import precision
 from keras_alexnet.loading import load_model
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.presets import TINY_MODEL, preset
 from keras_alexnet.train import train
-from keras_alexnet.train_config import TINY_MODEL, TrainConfig, preset
+from keras_alexnet.train_config import TrainConfig
 
 CONFIG = TINY_MODEL.replace(num_classes=5, dropout_rate=0.0, classifier_activation=None)
 # Part of a real /proc/cpuinfo of a 2-core Intel Xeon with AMX.

@@ -21,7 +21,8 @@ from absl import flags, logging
 from keras_alexnet import cli
 from keras_alexnet.commands import PROGRAM, command_line
 from keras_alexnet.files import write_text_atomic
-from keras_alexnet.train_config import apply_overrides, preset
+from keras_alexnet.overrides import apply_overrides
+from keras_alexnet.presets import preset
 
 _TRAIN_MINUTES = flags.DEFINE_float(
     "train_minutes", 7.0, "Training time budget in minutes (evaluation and export come after; "

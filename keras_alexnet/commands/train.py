@@ -16,7 +16,9 @@ from absl import flags, logging
 
 from keras_alexnet import cli
 from keras_alexnet.commands import command_line
-from keras_alexnet.train_config import MODES, PRESETS, apply_overrides, preset
+from keras_alexnet.overrides import apply_overrides
+from keras_alexnet.presets import PRESETS, preset
+from keras_alexnet.train_config import MODES
 
 _PRESET = flags.DEFINE_enum("preset", "fashion_mnist_demo", sorted(PRESETS),
                             "Starting configuration; --set and the flags below change it.")
