@@ -19,6 +19,7 @@ The layer order and every parameter are read from the file; anything else is ref
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -166,60 +167,92 @@ def read_caffe_alexnet(path: str | os.PathLike
     layers = read_net(path)
     net, pool_first = _computing_layers(layers, path)
     by_type = {t: [layer for layer in net if layer.type == t] for t in set(_ALEXNET)}
-    convs, fcs = by_type["Convolution"], by_type["InnerProduct"]
     for relu in by_type["ReLU"]:
         if relu.params.get("relu", {}).get("negative_slope", 0.0) != 0.0:
             _fail(f"{path}: ReLU layer {relu.name!r} is leaky; AlexNet's ReLU is not.")
     lrn = _lrn_settings(by_type["LRN"], path)
-    pool_size, pool_stride = _pool_settings(by_type["Pooling"], path)
+    pool = _pool_settings(by_type["Pooling"], path)
+    convs = _read_convs(by_type["Convolution"], pool, path)
+    weights, units, num_classes = _read_fcs(by_type["InnerProduct"], convs.channels,
+                                            convs.size, path)
+    dropout = [layer.params.get("dropout", {}).get("dropout_ratio", 0.5)
+               for layer in layers if layer.type == "Dropout"]
+    config = AlexNetConfig(
+        num_classes=num_classes, input_size=CAFFE_INPUT_SIZE, num_towers=_TOWERS,
+        conv_filters=tuple(convs.filters), conv_kernel_sizes=tuple(convs.kernels),
+        conv1_stride=convs.conv1_stride, fc_units=tuple(units), pool_size=pool[0],
+        pool_stride=pool[1], lrn_across_towers=True, pool_before_lrn=pool_first,
+        dropout_rate=dropout[0] if dropout else 0.5, **lrn)
+    return config, {**convs.weights, **weights}
 
-    weights: dict[str, list[np.ndarray]] = {}
-    channels, size = 3, CAFFE_INPUT_SIZE
-    filters, kernels, conv1_stride = [], [], 1
+
+@dataclasses.dataclass
+class _Convs:
+    """The conv layers read from the file, and the maps they leave for fc6."""
+
+    weights: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
+    filters: list[int] = dataclasses.field(default_factory=list)
+    kernels: list[int] = dataclasses.field(default_factory=list)
+    conv1_stride: int = 1
+    channels: int = 3  # of the maps so far: the image's at first
+    size: int = CAFFE_INPUT_SIZE
+
+
+def _read_convs(convs: list[CaffeLayer], pool: tuple[int, int], path: str) -> _Convs:
+    """conv1..conv5 in Keras' layout, each tower's own, following the maps' size down to pool5."""
+    pool_size, pool_stride = pool
+    out = _Convs()
     for i, (ours, layer, group) in enumerate(zip(_CONVS, convs, _GROUPS)):
-        p = layer.params.get("convolution", {})
-        blob = layer.blobs[0] if layer.blobs else None
-        k = _square(p, layer.name, "kernel_size", blob.shape[-1] if blob is not None else None)
-        stride = _square(p, layer.name, "stride", 1)
-        pad = _square(p, layer.name, "pad", 0)
-        out = p.get("num_output") or (blob.shape[0] if blob is not None else 0)
-        # conv1 is 'valid' with any stride; the others are 'same' (pad (k-1)/2) with stride 1.
-        want_pad, want_stride = (0, stride) if i == 0 else ((k - 1) // 2, 1)
-        if (pad, stride, p.get("group", 1)) != (want_pad, want_stride, group) \
-                or not p.get("bias_term", 1) or any(d != 1 for d in p.get("dilation", ())):
-            _fail(f"{path}: convolution {layer.name!r} has pad={pad}, stride={stride}, "
-                  f"group={p.get('group', 1)}, bias_term={p.get('bias_term', 1)}; AlexNet's "
-                  f"{ours} has pad={want_pad}, stride={want_stride}, group={group}, biases.")
-        if out % _TOWERS:
-            _fail(f"{path}: convolution {layer.name!r} has {out} outputs: not two towers' worth.")
-        w = _blob(layer, 0, (out, channels // group, k, k), path)
-        b = _blob(layer, 1, (out,), path)
+        w, b, k, stride = _conv_blobs(layer, ours, i, group, out.channels, path)
         if i == 0:
-            conv1_stride = stride
-            if (size - k) % stride:
+            out.conv1_stride = stride
+            if (out.size - k) % stride:
                 _fail(f"{path}: conv1 ({k}x{k}, stride {stride}) does not tile a "
-                      f"{size}x{size} input.")
-            size = (size - k) // stride + 1
+                      f"{out.size}x{out.size} input.")
+            out.size = (out.size - k) // stride + 1
             w = w[:, ::-1]  # BGR -> RGB input channels
-        half = out // _TOWERS
-        for t in range(_TOWERS):
-            rows = slice(t * half, (t + 1) * half)
-            weights[f"{ours}_t{t}"] = [np.ascontiguousarray(w[rows].transpose(2, 3, 1, 0)),
-                                       np.array(b[rows])]
-        filters.append(out)
-        kernels.append(k)
-        channels = out
+        out.weights.update(_towers(ours, w, b, (2, 3, 1, 0)))
+        out.filters.append(len(b))
+        out.kernels.append(k)
+        out.channels = len(b)
         if ours in ("conv1", "conv2", "conv5"):
             # Caffe rounds pooled sizes up, valid pooling here rounds down: equal when exact.
-            if (size - pool_size) % pool_stride:
-                _fail(f"{path}: pooling {pool_size}/{pool_stride} of {size}x{size} maps "
+            if (out.size - pool_size) % pool_stride:
+                _fail(f"{path}: pooling {pool_size}/{pool_stride} of {out.size}x{out.size} maps "
                       "does not tile them; Caffe's and Keras' pooled sizes would differ.")
-            size = (size - pool_size) // pool_stride + 1
+            out.size = (out.size - pool_size) // pool_stride + 1
+    return out
 
+
+def _conv_blobs(layer: CaffeLayer, ours: str, index: int, group: int, channels: int,
+                path: str) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(weights, biases, kernel size, stride) of a conv layer, checked against AlexNet's."""
+    p = layer.params.get("convolution", {})
+    blob = layer.blobs[0] if layer.blobs else None
+    k = _square(p, layer.name, "kernel_size", blob.shape[-1] if blob is not None else None)
+    stride = _square(p, layer.name, "stride", 1)
+    pad = _square(p, layer.name, "pad", 0)
+    out = p.get("num_output") or (blob.shape[0] if blob is not None else 0)
+    # conv1 is 'valid' with any stride; the others are 'same' (pad (k-1)/2) with stride 1.
+    want_pad, want_stride = (0, stride) if index == 0 else ((k - 1) // 2, 1)
+    if (pad, stride, p.get("group", 1)) != (want_pad, want_stride, group) \
+            or not p.get("bias_term", 1) or any(d != 1 for d in p.get("dilation", ())):
+        _fail(f"{path}: convolution {layer.name!r} has pad={pad}, stride={stride}, "
+              f"group={p.get('group', 1)}, bias_term={p.get('bias_term', 1)}; AlexNet's "
+              f"{ours} has pad={want_pad}, stride={want_stride}, group={group}, biases.")
+    _check_towers("convolution", layer, out, path)
+    w = _blob(layer, 0, (out, channels // group, k, k), path)
+    return w, _blob(layer, 1, (out,), path), k, stride
+
+
+def _read_fcs(fcs: list[CaffeLayer], channels: int, size: int, path: str
+              ) -> tuple[dict[str, list[np.ndarray]], list[int], int]:
+    """fc6..fc8 in Keras' layout (fc6/fc7 per tower); returns them, fc6/fc7's units and
+    fc8's (the number of classes). fc6 reads `channels` maps of `size`x`size`."""
     inputs = channels * size * size
     # This package flattens pool5 as H,W,C; Caffe as C,H,W: row j here is Caffe's row perm[j].
     perm = np.arange(inputs).reshape(channels, size, size).transpose(1, 2, 0).ravel()
-    units = []
+    weights, units = {}, []
     for i, (ours, layer) in enumerate(zip(_FCS, fcs)):
         p = layer.params.get("inner_product", {})
         blob = layer.blobs[0] if layer.blobs else None
@@ -233,25 +266,25 @@ def read_caffe_alexnet(path: str | os.PathLike
         if ours == "fc8":
             weights["fc8"] = [np.ascontiguousarray(w.T), np.array(b)]
         else:
-            if out % _TOWERS:
-                _fail(f"{path}: inner product {layer.name!r} has {out} outputs: not two "
-                      "towers' worth.")
-            half = out // _TOWERS
-            for t in range(_TOWERS):
-                rows = slice(t * half, (t + 1) * half)
-                weights[f"{ours}_t{t}"] = [np.ascontiguousarray(w[rows].T), np.array(b[rows])]
+            _check_towers("inner product", layer, out, path)
+            weights.update(_towers(ours, w, b, (1, 0)))
             units.append(out)
         inputs = out
+    return weights, units, inputs
 
-    dropout = [layer.params.get("dropout", {}).get("dropout_ratio", 0.5)
-               for layer in layers if layer.type == "Dropout"]
-    config = AlexNetConfig(
-        num_classes=inputs, input_size=CAFFE_INPUT_SIZE, num_towers=_TOWERS,
-        conv_filters=tuple(filters), conv_kernel_sizes=tuple(kernels), conv1_stride=conv1_stride,
-        fc_units=tuple(units), pool_size=pool_size, pool_stride=pool_stride,
-        lrn_across_towers=True, pool_before_lrn=pool_first,
-        dropout_rate=dropout[0] if dropout else 0.5, **lrn)
-    return config, weights
+
+def _check_towers(kind: str, layer: CaffeLayer, outputs: int, path: str) -> None:
+    if outputs % _TOWERS:
+        _fail(f"{path}: {kind} {layer.name!r} has {outputs} outputs: not two towers' worth.")
+
+
+def _towers(ours: str, w: np.ndarray, b: np.ndarray, axes: tuple[int, ...]
+            ) -> dict[str, list[np.ndarray]]:
+    """Our layer `ours`'s towers: tower t gets outputs [t*n/2, (t+1)*n/2), kernels transposed
+    to Keras' layout by `axes`."""
+    half = len(b) // _TOWERS
+    return {f"{ours}_t{t}": [np.ascontiguousarray(w[t * half:(t + 1) * half].transpose(axes)),
+                             np.array(b[t * half:(t + 1) * half])] for t in range(_TOWERS)}
 
 
 def caffe_mean_image(path: str | os.PathLike | None = None) -> np.ndarray:

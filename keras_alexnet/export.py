@@ -243,39 +243,25 @@ def export_savedmodel(
         raise ValueError("Pass config=AlexNetConfig(...): the model does not carry one.")
     class_names = [str(c) for c in class_names]
     wnids = class_names if wnids is None else [str(w) for w in wnids]
-    if len(class_names) != config.num_classes or len(wnids) != config.num_classes:
-        raise ValueError(f"Got {len(class_names)} class names and {len(wnids)} wnids for "
-                         f"{config.num_classes} classes; pass one per class.")
     mean_image = np.asarray(mean_image, np.float32)
-    if (mean_image.ndim != 3 or mean_image.shape[0] != mean_image.shape[1]
-            or mean_image.shape[2] != 3 or mean_image.shape[0] < config.input_size):
-        raise ValueError(f"mean_image has shape {mean_image.shape}; it must be (H, H, 3) with "
-                         f"H >= input_size={config.input_size} (use DatasetInfo.mean_image).")
-    if version is not None and (not isinstance(version, int) or version < 1):
-        raise ValueError(f"version={version!r} must be a positive integer (TF Serving layout).")
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"name={name!r} must be a plain directory name, e.g. 'alexnet'.")
-    if getattr(model, "tower_devices", None):
-        # Device strings would be baked into the graph; serve a placement-free copy.
-        clean = AlexNet(config, name=model.name, precision=getattr(model, "precision", None))
-        clean.set_weights(model.get_weights())
-        model = clean
+    _check_export(config, class_names, wnids, mean_image, name, version)
+    model = _placement_free(model, config)
+    target = _new_version_dir(Path(export_root) / name, version)
+    _write_version(target, model, config, class_names, wnids, mean_image, ten_crop, progress)
+    return target
 
-    model_dir = Path(export_root) / name
-    version = _next_version(model_dir) if version is None else version
-    target = model_dir / str(version)
-    if target.exists():
-        raise ValueError(f"{target} already exists; pick another version or delete it first.")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    # Written beside the target under a non-integer name TF Serving ignores, then renamed.
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
+
+def _write_version(target: Path, model: keras.Model, config: AlexNetConfig,
+                   class_names: list[str], wnids: list[str], mean_image: np.ndarray,
+                   ten_crop: bool, progress: bool) -> None:
+    """Traces the serving module of `model` and saves it with its assets as `target`.
+
+    Written beside the target under a non-integer name TF Serving ignores, then renamed: a
+    version directory TF Serving sees is complete.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
     try:
-        asset_dir = tmp / "_assets_src"
-        asset_dir.mkdir()
-        (asset_dir / CONFIG_ASSET).write_text(config.to_json() + "\n")
-        (asset_dir / CLASS_INDEX_ASSET).write_text(
-            "index\twnid\tname\n"
-            + "".join(f"{i}\t{w}\t{n}\n" for i, (w, n) in enumerate(zip(wnids, class_names))))
+        asset_dir = _write_assets(tmp / "_assets_src", config, wnids, class_names)
         module = _ServingModule(model, config, class_names, mean_image, ten_crop, asset_dir)
         saved = tmp / "model"
         # TF's own LRN kernel in the graph, not XLA: TF Serving runs XLA functions only with
@@ -292,4 +278,50 @@ def export_savedmodel(
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_export(config: AlexNetConfig, class_names: list[str], wnids: list[str],
+                  mean_image: np.ndarray, name: str, version: int | None) -> None:
+    """Refuses arguments of export_savedmodel that do not fit the model or TF Serving."""
+    if len(class_names) != config.num_classes or len(wnids) != config.num_classes:
+        raise ValueError(f"Got {len(class_names)} class names and {len(wnids)} wnids for "
+                         f"{config.num_classes} classes; pass one per class.")
+    if (mean_image.ndim != 3 or mean_image.shape[0] != mean_image.shape[1]
+            or mean_image.shape[2] != 3 or mean_image.shape[0] < config.input_size):
+        raise ValueError(f"mean_image has shape {mean_image.shape}; it must be (H, H, 3) with "
+                         f"H >= input_size={config.input_size} (use DatasetInfo.mean_image).")
+    if version is not None and (not isinstance(version, int) or version < 1):
+        raise ValueError(f"version={version!r} must be a positive integer (TF Serving layout).")
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"name={name!r} must be a plain directory name, e.g. 'alexnet'.")
+
+
+def _placement_free(model: keras.Model, config: AlexNetConfig) -> keras.Model:
+    """`model`, or a copy without tower devices: device strings would be baked into the graph."""
+    if not getattr(model, "tower_devices", None):
+        return model
+    clean = AlexNet(config, name=model.name, precision=getattr(model, "precision", None))
+    clean.set_weights(model.get_weights())
+    return clean
+
+
+def _new_version_dir(model_dir: Path, version: int | None) -> Path:
+    """`model_dir/<version>` (None: the one after the existing versions), which must not
+    exist yet; creates `model_dir`."""
+    version = _next_version(model_dir) if version is None else version
+    target = model_dir / str(version)
+    if target.exists():
+        raise ValueError(f"{target} already exists; pick another version or delete it first.")
+    model_dir.mkdir(parents=True, exist_ok=True)
     return target
+
+
+def _write_assets(asset_dir: Path, config: AlexNetConfig, wnids: list[str],
+                  class_names: list[str]) -> Path:
+    """The export's assets (config.json, class_index.tsv) in a new `asset_dir`."""
+    asset_dir.mkdir()
+    (asset_dir / CONFIG_ASSET).write_text(config.to_json() + "\n")
+    (asset_dir / CLASS_INDEX_ASSET).write_text(
+        "index\twnid\tname\n"
+        + "".join(f"{i}\t{w}\t{n}\n" for i, (w, n) in enumerate(zip(wnids, class_names))))
+    return asset_dir

@@ -216,30 +216,36 @@ def _placer(devices: tuple[str, ...] | None) -> Callable[[int], contextlib.Abstr
 
 def _make_layers(c: AlexNetConfig) -> dict[str, keras.layers.Layer]:
     """Creates every layer once, keyed by its name."""
-    layers: dict[str, keras.layers.Layer] = {}
-
-    def add(layer: keras.layers.Layer) -> None:
-        layers[layer.name] = layer
-
-    def init(base: str) -> dict[str, Any]:
-        return dict(
-            kernel_initializer=keras.initializers.RandomNormal(0.0, c.weight_init_std),
-            bias_initializer="ones" if base in c.bias_one_layers else "zeros",
-        )
-
-    T = c.num_towers
+    overhang = []
     if c.conv1_padding:
         pad = ((0, c.conv1_padding), (0, c.conv1_padding))
-        add(keras.layers.ZeroPadding2D(pad, name="conv1_overhang"))
+        overhang.append(keras.layers.ZeroPadding2D(pad, name="conv1_overhang"))
+    layers = [*overhang, *_tower_layers(c), *_lrn_layers(c), *_join_layers(c),
+              *_classifier_layers(c)]
+    return {layer.name: layer for layer in layers}
+
+
+def _init(c: AlexNetConfig, base: str) -> dict[str, Any]:
+    """Section 5's initialisation of layer `base`'s weights and biases."""
+    return dict(
+        kernel_initializer=keras.initializers.RandomNormal(0.0, c.weight_init_std),
+        bias_initializer="ones" if base in c.bias_one_layers else "zeros",
+    )
+
+
+def _tower_layers(c: AlexNetConfig) -> list[keras.layers.Layer]:
+    """Each tower's convolutions, poolings, fc6 and fc7, tower by tower."""
+    T = c.num_towers
     conv_names = [f"conv{i + 1}" for i in range(5)] + (["conv6"] if c.conv6_filters else [])
     filters = [*c.conv_filters, c.conv6_filters]
     kernels = [*c.conv_kernel_sizes, 3]
+    layers = []
     for t in range(T):
         s = tower_suffix(c, t)
         for i, base in enumerate(conv_names):
             if base == f"conv{c.removed_conv}":
                 continue
-            add(
+            layers.append(
                 keras.layers.Conv2D(
                     filters[i] // T,
                     kernels[i],
@@ -247,47 +253,61 @@ def _make_layers(c: AlexNetConfig) -> dict[str, keras.layers.Layer]:
                     padding="valid" if i == 0 else "same",
                     activation=c.activation,
                     name=base + s,
-                    **init(base),
+                    **_init(c, base),
                 )
             )
         for pool in ("pool1", "pool2", "pool5"):
-            add(keras.layers.MaxPooling2D(c.pool_size, c.pool_stride, name=pool + s))
+            layers.append(keras.layers.MaxPooling2D(c.pool_size, c.pool_stride, name=pool + s))
         for fc, units in zip(("fc6", "fc7"), c.fc_units):
-            add(keras.layers.Dense(units // T, activation=c.activation, name=fc + s, **init(fc)))
-    if c.use_lrn:
-        # The layer computes its sums in float32 under any policy; only its input and
-        # output follow the build's (bfloat16 under mixed_bfloat16, saving two casts).
-        lrn = dict(
-            depth_radius=c.lrn_depth_radius,
-            bias=c.lrn_bias,
-            alpha=c.lrn_alpha,
-            beta=c.lrn_beta,
-        )
-        shared = c.lrn_across_towers and T > 1
-        for k, conv in ((1, 0), (2, 1)):
-            if shared:
-                add(LocalResponseNormalization(name=f"lrn{k}", **lrn))
-                width = c.conv_filters[conv] // T
-                for t in range(T):
-                    add(ChannelSlice(t * width, (t + 1) * width, name=f"lrn{k}_t{t}"))
-            else:
-                for t in range(T):
-                    add(LocalResponseNormalization(name=f"lrn{k}" + tower_suffix(c, t), **lrn))
-    if T > 1:
-        joins = ["conv3_input", "pool5_joined", "fc6", "fc7"]
-        if c.use_lrn and c.lrn_across_towers:
-            joins += ["conv1_joined", "conv2_joined"]
-        for name in joins:
-            add(keras.layers.Concatenate(name=name))
-    add(keras.layers.Flatten(name="flatten"))
-    add(keras.layers.Dropout(c.dropout_rate, name="drop6"))
-    add(keras.layers.Dropout(c.dropout_rate, name="drop7"))
-    # float32 under a mixed policy too (1% of the compute): bf16's 8-bit mantissa would tie
-    # close logits, and the top-k rule counts ties as misses; the softmax needs float32 too.
-    add(keras.layers.Dense(c.num_classes, name="fc8", dtype="float32", **init("fc8")))
+            layers.append(keras.layers.Dense(units // T, activation=c.activation, name=fc + s,
+                                             **_init(c, fc)))
+    return layers
+
+
+def _lrn_layers(c: AlexNetConfig) -> list[keras.layers.Layer]:
+    """lrn1 and lrn2: one per tower, or one over the joined towers and a slice per tower."""
+    if not c.use_lrn:
+        return []
+    T = c.num_towers
+    # The layer computes its sums in float32 under any policy; only its input and
+    # output follow the build's (bfloat16 under mixed_bfloat16, saving two casts).
+    lrn = dict(depth_radius=c.lrn_depth_radius, bias=c.lrn_bias, alpha=c.lrn_alpha,
+               beta=c.lrn_beta)
+    layers = []
+    for k, conv in ((1, 0), (2, 1)):
+        if c.lrn_across_towers and T > 1:
+            layers.append(LocalResponseNormalization(name=f"lrn{k}", **lrn))
+            width = c.conv_filters[conv] // T
+            layers += [ChannelSlice(t * width, (t + 1) * width, name=f"lrn{k}_t{t}")
+                       for t in range(T)]
+        else:
+            layers += [LocalResponseNormalization(name=f"lrn{k}" + tower_suffix(c, t), **lrn)
+                       for t in range(T)]
+    return layers
+
+
+def _join_layers(c: AlexNetConfig) -> list[keras.layers.Layer]:
+    """The concatenations where the towers meet (none with a single tower)."""
+    if c.num_towers == 1:
+        return []
+    joins = ["conv3_input", "pool5_joined", "fc6", "fc7"]
+    if c.use_lrn and c.lrn_across_towers:
+        joins += ["conv1_joined", "conv2_joined"]
+    return [keras.layers.Concatenate(name=name) for name in joins]
+
+
+def _classifier_layers(c: AlexNetConfig) -> list[keras.layers.Layer]:
+    """Flatten, the two dropouts, fc8 and the classifier's activation."""
+    layers = [keras.layers.Flatten(name="flatten"),
+              keras.layers.Dropout(c.dropout_rate, name="drop6"),
+              keras.layers.Dropout(c.dropout_rate, name="drop7"),
+              # float32 under a mixed policy too (1% of the compute): bf16's 8-bit mantissa would
+              # tie close logits, and the top-k rule counts ties as misses; the softmax needs
+              # float32 too.
+              keras.layers.Dense(c.num_classes, name="fc8", dtype="float32", **_init(c, "fc8"))]
     if c.classifier_activation:
-        add(keras.layers.Activation(c.classifier_activation, name="predictions",
-                                    dtype="float32"))
+        layers.append(keras.layers.Activation(c.classifier_activation, name="predictions",
+                                              dtype="float32"))
     return layers
 
 
@@ -299,73 +319,68 @@ def _forward(
     place: Callable[[int], contextlib.AbstractContextManager],
 ):
     """Runs the layers in the order of Figure 2; `place(t)` scopes tower t's layers."""
-    T = c.num_towers
-    suffixes = [tower_suffix(c, t) for t in range(T)]
-    shared_lrn = c.use_lrn and c.lrn_across_towers and T > 1
+    towers = _Towers(c, L, place)
+    if "conv1_overhang" in L:
+        x = L["conv1_overhang"](x)
+    maps = towers.normalise_and_pool(towers.apply(["conv1"], [x] * c.num_towers), 1, "pool1")
+    maps = towers.normalise_and_pool(towers.apply(["conv2"], maps), 2, "pool2")
+    with place(0):
+        joined = _join(L, "conv3_input", maps)
+    top = [b for b in ("conv3", "conv4", "conv5") if b != f"conv{c.removed_conv}"]
+    top += ["pool5", *(["conv6"] if c.conv6_filters else [])]
+    maps = towers.apply(top, [joined] * c.num_towers)
+    with place(0):
+        h = L["flatten"](_join(L, "pool5_joined", maps))
+    # Section 3.5: fc6 and fc7 see every neuron of the layer below, whatever the tower.
+    for fc, drop in (("fc6", "drop6"), ("fc7", "drop7")):
+        parts = towers.apply([fc], [h] * c.num_towers)
+        with place(0):
+            h = L[drop](_join(L, fc, parts), training=training)
+    with place(0):
+        logits = L["fc8"](h)
+        return L["predictions"](logits) if "predictions" in L else logits
 
-    def normalise(maps: list, k: int) -> list:
-        if shared_lrn:
-            with place(0):
+
+class _Towers:
+    """Runs per-tower layers on the towers' maps, each tower in its `place(t)` scope."""
+
+    def __init__(self, c: AlexNetConfig, L: dict[str, keras.layers.Layer],
+                 place: Callable[[int], contextlib.AbstractContextManager]) -> None:
+        self.c, self.L, self.place = c, L, place
+        self.suffixes = [tower_suffix(c, t) for t in range(c.num_towers)]
+        self.shared_lrn = c.use_lrn and c.lrn_across_towers and c.num_towers > 1
+
+    def apply(self, bases: list[str], maps: list) -> list:
+        """Tower t's layers named `bases` (plus its suffix), in turn, on maps[t]."""
+        out = []
+        for t, (s, m) in enumerate(zip(self.suffixes, maps)):
+            with self.place(t):
+                for base in bases:
+                    m = self.L[base + s](m)
+                out.append(m)
+        return out
+
+    def normalise(self, maps: list, k: int) -> list:
+        """lrn{k} on each tower's maps, or on the joined towers, sliced back per tower."""
+        L = self.L
+        if self.shared_lrn:
+            with self.place(0):
                 joined = L[f"lrn{k}"](L[f"conv{k}_joined"](maps))
         out = []
-        for t, (s, m) in enumerate(zip(suffixes, maps)):
-            with place(t):
-                if shared_lrn:
+        for t, (s, m) in enumerate(zip(self.suffixes, maps)):
+            with self.place(t):
+                if self.shared_lrn:
                     m = L[f"lrn{k}_t{t}"](joined)
-                elif c.use_lrn:
+                elif self.c.use_lrn:
                     m = L[f"lrn{k}{s}"](m)
                 out.append(m)
         return out
 
-    def pool(maps: list, name: str) -> list:
-        out = []
-        for t, (s, m) in enumerate(zip(suffixes, maps)):
-            with place(t):
-                out.append(L[name + s](m))
-        return out
-
-    def normalise_and_pool(maps: list, k: int, name: str) -> list:
-        if c.pool_before_lrn:
-            return normalise(pool(maps, name), k)
-        return pool(normalise(maps, k), name)
-
-    if "conv1_overhang" in L:
-        x = L["conv1_overhang"](x)
-    towers = []
-    for t, s in enumerate(suffixes):
-        with place(t):
-            towers.append(L["conv1" + s](x))
-    towers = normalise_and_pool(towers, 1, "pool1")
-    for t, s in enumerate(suffixes):
-        with place(t):
-            towers[t] = L["conv2" + s](towers[t])
-    towers = normalise_and_pool(towers, 2, "pool2")
-    with place(0):
-        joined = _join(L, "conv3_input", towers)
-    for t, s in enumerate(suffixes):
-        with place(t):
-            h = joined
-            for base in ("conv3", "conv4", "conv5"):
-                if base != f"conv{c.removed_conv}":
-                    h = L[base + s](h)
-            h = L["pool5" + s](h)
-            if c.conv6_filters:
-                h = L["conv6" + s](h)
-            towers[t] = h
-    with place(0):
-        h = L["flatten"](_join(L, "pool5_joined", towers))
-    # Section 3.5: fc6 and fc7 see every neuron of the layer below, whatever the tower.
-    for fc, drop in (("fc6", "drop6"), ("fc7", "drop7")):
-        parts = []
-        for t, s in enumerate(suffixes):
-            with place(t):
-                parts.append(L[fc + s](h))
-        with place(0):
-            h = _join(L, fc, parts)
-            h = L[drop](h, training=training)
-    with place(0):
-        logits = L["fc8"](h)
-        return L["predictions"](logits) if "predictions" in L else logits
+    def normalise_and_pool(self, maps: list, k: int, pool: str) -> list:
+        """lrn{k} and `pool`, in the order of the config (CaffeNet pools first)."""
+        if self.c.pool_before_lrn:
+            return self.normalise(self.apply([pool], maps), k)
+        return self.apply([pool], self.normalise(maps, k))
 
 
 def _join(L: dict[str, keras.layers.Layer], name: str, parts: list):

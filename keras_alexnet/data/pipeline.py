@@ -100,11 +100,29 @@ class Source:
         deterministic = seed is not None
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31))
-        key = tf.constant([seed, epoch], tf.int64)
-        info, size = self.info, input_size
-        mean = tf.constant(info.mean_image, tf.float32)
         # augment=False is both forms off: one plain path for it and for the two switches.
-        crops_and_flips, pca_lighting = crops_and_flips and augment, pca_lighting and augment
+        transform = self._train_transform(seed, epoch, input_size, crops_and_flips and augment,
+                                          pca_lighting and augment, num_shards, shard_index)
+        ds = self._elements("train", epoch_rng(seed, epoch), num_shards, shard_index)
+        ds = ds.enumerate()
+        if not self.skip_decode_errors:
+            ds = ds.skip(skip_batches * batch_size)
+        ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        if self.skip_decode_errors:
+            ds = ds.ignore_errors()
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        if self.skip_decode_errors:
+            ds = ds.skip(skip_batches)
+        ds = ds.prefetch(AUTOTUNE)
+        return ds.with_options(_options(deterministic))
+
+    def _train_transform(self, seed: int, epoch: int, size: int, crops_and_flips: bool,
+                         pca_lighting: bool, num_shards: int, shard_index: int):
+        """The map from (index in this shard's epoch, raw element) to an augmented training
+        (image, label): Section 4.1's crops, flips and PCA lighting, or the center crop."""
+        key = tf.constant([seed, epoch], tf.int64)
+        info = self.info
+        mean = tf.constant(info.mean_image, tf.float32)
         eigvals = tf.constant(info.eigvals, tf.float32)
         eigvecs = tf.constant(info.eigvecs, tf.float32)
 
@@ -131,18 +149,7 @@ class Source:
                 image = aug.pca_lighting(image, aug.pca_lighting_alpha(s[2]), eigvals, eigvecs)
             return image, label
 
-        ds = self._elements("train", epoch_rng(seed, epoch), num_shards, shard_index)
-        ds = ds.enumerate()
-        if not self.skip_decode_errors:
-            ds = ds.skip(skip_batches * batch_size)
-        ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-        if self.skip_decode_errors:
-            ds = ds.ignore_errors()
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        if self.skip_decode_errors:
-            ds = ds.skip(skip_batches)
-        ds = ds.prefetch(AUTOTUNE)
-        return ds.with_options(_options(deterministic))
+        return transform
 
     def eval_dataset(self, batch_size: int, input_size: int, *, ten_crop: bool = False,
                      num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
