@@ -86,26 +86,8 @@ def build_report(settings: BenchSettings, machine_runs: list[dict],
     gflop = {"train": TRAIN_FLOP_FACTOR * fwd_gflop, "infer": fwd_gflop}
     runs_by_framework = {settings.backend: ok,
                          "torch": [r for r in torch_machine_runs or [] if "error" not in r]}
-    ceilings = {}
-    for precision, keys in CEILING_KEYS.items():
-        # Each framework's best matmul per run; the machine's ceiling is the faster framework's.
-        rates = {fw: summarize([r[key]["max"] for r in runs_by_framework[fw]])
-                 for fw, key in keys.items() if runs_by_framework.get(fw)}
-        best = max(rates, key=lambda fw: rates[fw]["max"])
-        ceilings[precision] = {
-            **{f"{fw}_gflops": rate for fw, rate in rates.items()},
-            "gflops": rates[best]["max"], "set_by": best,
-            "implied_images_per_s": {mode: rates[best]["max"] / g for mode, g in gflop.items()},
-        }
-    results = []
-    for (fw, precision, mode, batch), runs in cells.items():
-        entry = {"framework": fw, "precision": precision, "mode": mode, "batch_size": batch,
-                 **_summarize_runs(runs, ("device", "version", "variant", "threads"))}
-        if "images_per_s" in entry:
-            implied = ceilings[precision]["implied_images_per_s"][mode]
-            entry["fraction_of_ceiling"] = entry["images_per_s"]["median"] / implied
-        results.append(entry)
-    _add_ratios(results)
+    ceilings = _ceilings(runs_by_framework, gflop)
+    results = _cell_results(cells, ceilings)
     versions = {"tensorflow": m["tensorflow"], "jax": m.get("jax"), "keras": m["keras"],
                 "numpy": m["numpy"],
                 "keras_backend": settings.backend,
@@ -132,6 +114,39 @@ def build_report(settings: BenchSettings, machine_runs: list[dict],
     }
     report["targets"] = target_ratios(report)
     return report
+
+
+def _ceilings(runs_by_framework: dict[str, list[dict]], gflop: dict[str, float]
+              ) -> dict[str, dict[str, Any]]:
+    """Each precision's matmul ceiling, the faster framework's, and the images/s it allows
+    per mode (`gflop`: GFLOP per image of each mode)."""
+    ceilings = {}
+    for precision, keys in CEILING_KEYS.items():
+        # Each framework's best matmul per run; the machine's ceiling is the faster framework's.
+        rates = {fw: summarize([r[key]["max"] for r in runs_by_framework[fw]])
+                 for fw, key in keys.items() if runs_by_framework.get(fw)}
+        best = max(rates, key=lambda fw: rates[fw]["max"])
+        ceilings[precision] = {
+            **{f"{fw}_gflops": rate for fw, rate in rates.items()},
+            "gflops": rates[best]["max"], "set_by": best,
+            "implied_images_per_s": {mode: rates[best]["max"] / g for mode, g in gflop.items()},
+        }
+    return ceilings
+
+
+def _cell_results(cells: dict[tuple[str, str, str, int], list[dict]],
+                  ceilings: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per cell: its runs summarised, its fraction of the ceiling and its ratios."""
+    results = []
+    for (fw, precision, mode, batch), runs in cells.items():
+        entry = {"framework": fw, "precision": precision, "mode": mode, "batch_size": batch,
+                 **_summarize_runs(runs, ("device", "version", "variant", "threads"))}
+        if "images_per_s" in entry:
+            implied = ceilings[precision]["implied_images_per_s"][mode]
+            entry["fraction_of_ceiling"] = entry["images_per_s"]["median"] / implied
+        results.append(entry)
+    _add_ratios(results)
+    return results
 
 
 def _add_ratios(results: list[dict[str, Any]]) -> None:
@@ -241,15 +256,27 @@ def _ratio(entry: dict[str, Any] | None, field: str) -> str:
 
 def format_table(report: dict[str, Any]) -> str:
     """The results as markdown: throughput table, ceilings, targets, pipeline, distribution."""
-    c, mdl, v = report["ceiling"], report["model"], report["versions"]
-    s = report["settings"]
-    by_key = {(r["framework"], r["precision"], r["mode"], r["batch_size"]): r
-              for r in report["results"]}
-    keras_label = "Keras" if s["backend"] == "tensorflow" else f"Keras ({s['backend']})"
-    peers = [f"torch:{v}" for v in s["torch_variants"]]
-    labels = [PRECISION_LABELS[p] for p in s["precisions"]]
     lines = [f"**{report['note']}**", ""] if report.get("note") else []
-    lines += [
+    lines += [_measured_line(report), ""]
+    lines += _throughput_lines(report)
+    lines += _ceiling_lines(report["ceiling"], report["model"])
+    lines += _target_lines(report.get("targets", []))
+    lines += _pipeline_lines(report["pipeline"])
+    lines += _distribution_lines(report.get("distribution"))
+    acc = report["machine"]["accelerators"]
+    lines += ["", f"Accelerators: {', '.join(acc) if acc else 'none (no GPU figure measured)'}."]
+    if report.get("peer_note"):
+        lines += ["", report["peer_note"]]
+    if report.get("command"):
+        lines += ["", f"Command: `{report['command'].strip()}`"]
+    return "\n".join(lines)
+
+
+def _measured_line(report: dict[str, Any]) -> str:
+    """Where, when and how the figures were measured: machine, versions, threads, settings."""
+    s, v = report["settings"], report["versions"]
+    labels = [PRECISION_LABELS[p] for p in s["precisions"]]
+    return (
         f"Measured {report['created']} on {report['machine']['cpu']} "
         f"({report['machine']['cores']} cores); "
         + "".join(f"{FRAMEWORK_NAMES[fw]} {v[fw]}, " for fw in ("tensorflow", "jax")
@@ -259,14 +286,23 @@ def format_table(report: dict[str, Any]) -> str:
            if s["backend"] == "tensorflow" else
            f"{s['threads']} threads for PyTorch and OpenMP (XLA:CPU sizes its own pool); ")
         + f"precisions {', '.join(labels)}; "
-        f"input {mdl['input_size']}; XLA jit_compile={s['jit_compile']}, jit_update="
+        f"input {report['model']['input_size']}; XLA jit_compile={s['jit_compile']}, jit_update="
         f"{s['jit_update']}; median (min–max) of "
         f"{s['repeats']} alternating runs, warm-up excluded."
         + (" bf16: Keras under the `mixed_bfloat16` dtype policy (LRN's sums, fc8 and the "
            "softmax in float32), PyTorch under `torch.autocast(bfloat16)`; fp32 variables in both. "
            "Each row's % of ceiling is against its own precision's matmul ceiling."
-           if MIXED_BF16 in s["precisions"] else ""),
-        "",
+           if MIXED_BF16 in s["precisions"] else ""))
+
+
+def _throughput_lines(report: dict[str, Any]) -> list[str]:
+    """The images/s table: a row per (mode, batch, precision), Keras beside each PyTorch build."""
+    s = report["settings"]
+    by_key = {(r["framework"], r["precision"], r["mode"], r["batch_size"]): r
+              for r in report["results"]}
+    keras_label = "Keras" if s["backend"] == "tensorflow" else f"Keras ({s['backend']})"
+    peers = [f"torch:{v}" for v in s["torch_variants"]]
+    lines = [
         f"| mode | batch | precision | {keras_label} img/s | "
         + "".join(f"PyTorch {p.partition(':')[2]} img/s | " for p in peers)
         + "Keras / fastest PyTorch | Keras % of ceiling | Keras / Keras fp32 | peak RSS Keras"
@@ -288,8 +324,13 @@ def format_table(report: dict[str, Any]) -> str:
                     + "".join(f"{_rate(t)} | " for t in ts)
                     + f"{_ratio(k, 'speedup_vs_torch')} | {frac} | {_ratio(k, 'vs_float32')} | "
                     f"{rss} | {_ratio(k, 'peak_rss_vs_float32')} |")
-    lines += ["", f"Matmul ceilings ({c['matmul_size']}^3, the best of 8 matmuls per run; the "
-              "faster framework's sets the ceiling):"]
+    return lines
+
+
+def _ceiling_lines(c: dict[str, Any], mdl: dict[str, Any]) -> list[str]:
+    """Each precision's matmul ceiling per framework, NumPy's, and the model's FLOPs."""
+    lines = ["", f"Matmul ceilings ({c['matmul_size']}^3, the best of 8 matmuls per run; the "
+             "faster framework's sets the ceiling):"]
     for precision, ceiling in c["by_precision"].items():
         per_fw = "; ".join(
             f"{name} {ceiling[f'{fw}_gflops']['max']:.0f} (per run: "
@@ -299,36 +340,29 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"- {PRECISION_LABELS[precision]}: {per_fw} GFLOP/s, so "
                      f"{ceiling['gflops']:.0f} GFLOP/s allows {implied['train']:.1f} training "
                      f"or {implied['infer']:.1f} inference images/s.")
-    lines += [
+    return lines + [
         "",
         f"NumPy's fp32 matmul: {c['numpy_matmul_gflops']['max']:.0f} GFLOP/s. The model does "
         f"{mdl['macs'] / 1e6:.1f}M multiply-adds per image = "
         f"{mdl['forward_gflop_per_image']:.2f} GFLOP forward, "
         f"{mdl['train_gflop_per_image']:.2f} per training image.",
     ]
-    lines += _target_lines(report.get("targets", []))
-    p = report["pipeline"]
-    if p.get("available"):
-        lines += [
-            "",
-            f"Prepared shards ({p['num_images']} synthetic JPEGs, stored {p['image_size']}px, "
-            f"full augmentation), batch {p['batch_size']}: input pipeline alone "
-            f"{p['pipeline_images_per_s']:.1f} img/s; training on shards "
-            f"{p['train_real']['median']:.1f} img/s vs synthetic "
-            f"{p['train_synthetic']['median']:.1f} img/s "
-            f"({100 * (p['real_over_synthetic'] - 1):+.1f}%).",
-        ]
-    else:
+
+
+def _pipeline_lines(p: dict[str, Any]) -> list[str]:
+    """The prepared-shard measurement, or why it is missing."""
+    if not p.get("available"):
         why = p.get("reason") or p.get("error")
-        lines += ["", f"Prepared-shard pipeline: not measured ({why})."]
-    lines += _distribution_lines(report.get("distribution"))
-    acc = report["machine"]["accelerators"]
-    lines += ["", f"Accelerators: {', '.join(acc) if acc else 'none (no GPU figure measured)'}."]
-    if report.get("peer_note"):
-        lines += ["", report["peer_note"]]
-    if report.get("command"):
-        lines += ["", f"Command: `{report['command'].strip()}`"]
-    return "\n".join(lines)
+        return ["", f"Prepared-shard pipeline: not measured ({why})."]
+    return [
+        "",
+        f"Prepared shards ({p['num_images']} synthetic JPEGs, stored {p['image_size']}px, "
+        f"full augmentation), batch {p['batch_size']}: input pipeline alone "
+        f"{p['pipeline_images_per_s']:.1f} img/s; training on shards "
+        f"{p['train_real']['median']:.1f} img/s vs synthetic "
+        f"{p['train_synthetic']['median']:.1f} img/s "
+        f"({100 * (p['real_over_synthetic'] - 1):+.1f}%).",
+    ]
 
 
 def _target_lines(targets: list[dict[str, Any]]) -> list[str]:

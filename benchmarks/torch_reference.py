@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import types
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -252,49 +253,13 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     use_gpu = device.type == "cuda"
     precision = spec["precision"]
     scope = lambda: precision_scope(precision, device.type)  # noqa: E731
-    config = network_config(spec)
-    train = spec["mode"] == "train"
-    torch.manual_seed(0)
     variant = spec["torch_variant"] or "grouped"  # see benchmarks.settings.TORCH_VARIANTS
-    model = TorchAlexNet(config, grouped=variant.startswith("grouped")).to(device)
-    fmt = torch.channels_last if variant.endswith("+cl") else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    b, s = spec["batch_size"], config.input_size
-    # Synthetic mean-subtracted pixels on the 0..255 scale, as the Keras side uses.
-    x = (torch.randn(b, 3, s, s, device=device) * 60).contiguous(memory_format=fmt)
-    y = torch.randint(0, config.num_classes, (b,), device=device)
+    model, x, y = _network_and_batch(spec, variant, device)
     output_dtype: set[str] = set()  # what the network computed in (bf16 under autocast)
-    if train:
-        model.train()
-        # torch.optim.SGD with momentum and weight_decay is PaperSGD's coupled rule: PyTorch
-        # keeps v' = m v' + g + wd w, w -= lr v', i.e. v' = -v / lr for the paper's v, the same
-        # trajectory at a fixed learning rate. PaperSGD decays kernels only (unless
-        # decay_biases), so biases get none.
-        sgd = spec["sgd"]
-        decay_all = sgd["decay_biases"]
-        decayed = [p for p in model.parameters() if decay_all or p.dim() >= 2]
-        others = [p for p in model.parameters() if not decay_all and p.dim() < 2]
-        opt = torch.optim.SGD(
-            [{"params": decayed, "weight_decay": sgd["weight_decay"]},
-             {"params": others, "weight_decay": 0.0}],
-            lr=sgd["learning_rate"], momentum=sgd["momentum"],
-        )
-        loss_fn = nn.CrossEntropyLoss()
-
-        def step() -> None:
-            opt.zero_grad(set_to_none=True)
-            with scope():  # the backward pass outside autocast, as PyTorch documents
-                logits = model(x)
-                loss = loss_fn(logits, y)
-            output_dtype.add(str(logits.dtype))
-            loss.backward()
-            opt.step()
+    if spec["mode"] == "train":
+        step = _train_step(model, _paper_sgd(model, spec["sgd"]), x, y, scope, output_dtype)
     else:
-        model.eval()
-
-        def step() -> None:
-            with torch.inference_mode(), scope():
-                output_dtype.add(str(model(x).dtype))
+        step = _infer_step(model, x, scope, output_dtype)
 
     def run() -> None:
         step()
@@ -303,7 +268,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     times = time_steps(run, spec["warmup_steps"], spec["steps"])
     return {
-        "images_per_s": b * len(times) / sum(times),
+        "images_per_s": x.shape[0] * len(times) / sum(times),
         "step_seconds": times,
         "peak_rss_mib": peak_rss_mib(),
         "threads": torch.get_num_threads(),
@@ -314,6 +279,71 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "precision": precision,
         "output_dtype": ", ".join(sorted(output_dtype)),
     }
+
+
+def _network_and_batch(spec: dict[str, Any], variant: str, device: torch.device
+                       ) -> tuple[TorchAlexNet, torch.Tensor, torch.Tensor]:
+    """The cell's network (seeded) in the variant's memory format, and a synthetic batch."""
+    config = network_config(spec)
+    torch.manual_seed(0)
+    model = TorchAlexNet(config, grouped=variant.startswith("grouped")).to(device)
+    fmt = torch.channels_last if variant.endswith("+cl") else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    b, s = spec["batch_size"], config.input_size
+    # Synthetic mean-subtracted pixels on the 0..255 scale, as the Keras side uses.
+    x = (torch.randn(b, 3, s, s, device=device) * 60).contiguous(memory_format=fmt)
+    y = torch.randint(0, config.num_classes, (b,), device=device)
+    return model, x, y
+
+
+def _paper_sgd(model: TorchAlexNet, sgd: dict[str, Any]) -> torch.optim.SGD:
+    """PaperSGD's update in PyTorch, with the training run's numbers (`spec["sgd"]`).
+
+    torch.optim.SGD with momentum and weight_decay is PaperSGD's coupled rule: PyTorch keeps
+    v' = m v' + g + wd w, w -= lr v', i.e. v' = -v / lr for the paper's v, the same trajectory
+    at a fixed learning rate. PaperSGD decays kernels only (unless decay_biases), so biases
+    get none.
+    """
+    decay_all = sgd["decay_biases"]
+    decayed = [p for p in model.parameters() if decay_all or p.dim() >= 2]
+    others = [p for p in model.parameters() if not decay_all and p.dim() < 2]
+    return torch.optim.SGD(
+        [{"params": decayed, "weight_decay": sgd["weight_decay"]},
+         {"params": others, "weight_decay": 0.0}],
+        lr=sgd["learning_rate"], momentum=sgd["momentum"],
+    )
+
+
+def _train_step(model: TorchAlexNet, opt: torch.optim.Optimizer, x: torch.Tensor,
+                y: torch.Tensor, scope: Callable[[], contextlib.AbstractContextManager],
+                output_dtype: set[str]) -> Callable[[], None]:
+    """One training step on (x, y); records the logits' dtype in `output_dtype`."""
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with scope():  # the backward pass outside autocast, as PyTorch documents
+            logits = model(x)
+            loss = loss_fn(logits, y)
+        output_dtype.add(str(logits.dtype))
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _infer_step(model: TorchAlexNet, x: torch.Tensor,
+                scope: Callable[[], contextlib.AbstractContextManager],
+                output_dtype: set[str]) -> Callable[[], None]:
+    """One forward pass on x without gradients; records the output's dtype."""
+    model.eval()
+
+    def step() -> None:
+        with torch.inference_mode(), scope():
+            output_dtype.add(str(model(x).dtype))
+
+    return step
 
 
 if __name__ == "__main__":

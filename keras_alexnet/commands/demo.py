@@ -23,6 +23,7 @@ from keras_alexnet.commands import PROGRAM, command_line
 from keras_alexnet.files import write_text_atomic
 from keras_alexnet.overrides import apply_overrides
 from keras_alexnet.presets import preset
+from keras_alexnet.train_config import TrainConfig
 
 _TRAIN_MINUTES = flags.DEFINE_float(
     "train_minutes", 7.0, "Training time budget in minutes (evaluation and export come after; "
@@ -39,19 +40,9 @@ _IN_LOOP_EVAL_BATCHES = 16
 
 
 def main(argv: list[str]) -> None:
-    if _TRAIN_MINUTES.value <= 0 or _TEN_CROP_IMAGES.value < 0:
-        raise cli.UsageError("--train_minutes must be > 0 and --ten_crop_images >= 0.")
-    try:
-        config = apply_overrides(preset("fashion_mnist_demo"), _SET.value).replace(
-            work_dir=_WORK_DIR.value, max_train_seconds=60 * _TRAIN_MINUTES.value,
-            eval_steps=_IN_LOOP_EVAL_BATCHES)
-    except ValueError as e:
-        raise cli.UsageError(e) from None
-    if _WORK_DIR.value and not _is_dir_or_absent(_WORK_DIR.value):
-        raise cli.UsageError(f"--work_dir={_WORK_DIR.value} is a file; pass a folder.")
+    config = _demo_config()
     cli.load_tensorflow()  # after the flag checks
     from keras_alexnet.data import open_source
-    from keras_alexnet.evaluate import evaluate
     from keras_alexnet.train import train
 
     source = config.open_source()
@@ -64,22 +55,8 @@ def main(argv: list[str]) -> None:
     start = time.monotonic()
     result = train(config, source=source)
     trained_for = time.monotonic() - start
-    size = config.model.input_size
-    num_eval = test.info.num_eval
-    print(f"Evaluating the center crops of {num_eval} test images.", flush=True)
-    center = evaluate(result.model, test.eval_dataset(config.batch_size, size),
-                      ten_crop=False, progress=True,
-                      num_batches=math.ceil(num_eval / config.batch_size))
-    batch = 50
-    ten_ds = test.eval_dataset(batch, size, ten_crop=True)
-    ten_images = min(_TEN_CROP_IMAGES.value or num_eval, num_eval)
-    if _TEN_CROP_IMAGES.value:
-        ten_ds = ten_ds.take(math.ceil(_TEN_CROP_IMAGES.value / batch))
-    print(f"Evaluating ten crops of {ten_images} test images.", flush=True)
-    ten = evaluate(result.model, ten_ds, ten_crop=True, progress=True,
-                   num_batches=math.ceil(ten_images / batch))
+    center, ten = _evaluate_on_test(result.model, test, config)
     export_dir = _export(result.model, source.info, config)
-
     summary = {
         "step": result.step, "epoch": result.epoch, "stop_reason": result.stop_reason,
         "train_seconds_this_run": round(trained_for, 1),
@@ -88,6 +65,51 @@ def main(argv: list[str]) -> None:
         "ten_crop_images": ten.num_examples, "savedmodel": export_dir,
     }
     write_text_atomic(result.work_dir / "demo_results.json", json.dumps(summary, indent=2) + "\n")
+    _print_results(result, config, trained_for, center, ten, export_dir)
+
+
+def _demo_config() -> TrainConfig:
+    """The demo's training run from the flags, checked before TensorFlow loads.
+
+    Raises:
+      cli.UsageError: a bad flag or override.
+    """
+    if _TRAIN_MINUTES.value <= 0 or _TEN_CROP_IMAGES.value < 0:
+        raise cli.UsageError("--train_minutes must be > 0 and --ten_crop_images >= 0.")
+    try:
+        config = apply_overrides(preset("fashion_mnist_demo"), _SET.value).replace(
+            work_dir=_WORK_DIR.value, max_train_seconds=60 * _TRAIN_MINUTES.value,
+            eval_steps=_IN_LOOP_EVAL_BATCHES)
+    except ValueError as e:
+        raise cli.UsageError(e) from None
+    if _WORK_DIR.value and not _is_dir_or_absent(_WORK_DIR.value):
+        raise cli.UsageError(f"--work_dir={_WORK_DIR.value} is a file; pass a folder.")
+    return config
+
+
+def _evaluate_on_test(model, test, config):
+    """(center-crop, ten-crop) EvalResults on the test set; ten-crop on --ten_crop_images."""
+    from keras_alexnet.evaluate import evaluate
+
+    size = config.model.input_size
+    num_eval = test.info.num_eval
+    print(f"Evaluating the center crops of {num_eval} test images.", flush=True)
+    center = evaluate(model, test.eval_dataset(config.batch_size, size),
+                      ten_crop=False, progress=True,
+                      num_batches=math.ceil(num_eval / config.batch_size))
+    batch = 50
+    ten_ds = test.eval_dataset(batch, size, ten_crop=True)
+    ten_images = min(_TEN_CROP_IMAGES.value or num_eval, num_eval)
+    if _TEN_CROP_IMAGES.value:
+        ten_ds = ten_ds.take(math.ceil(_TEN_CROP_IMAGES.value / batch))
+    print(f"Evaluating ten crops of {ten_images} test images.", flush=True)
+    ten = evaluate(model, ten_ds, ten_crop=True, progress=True,
+                   num_batches=math.ceil(ten_images / batch))
+    return center, ten
+
+
+def _print_results(result, config, trained_for: float, center, ten, export_dir: str) -> None:
+    """The demo's figures, where its files are, and the commands to go on from here."""
     print()
     print(f"Trained to step {result.step} ({result.step * config.batch_size} images seen, "
           f"{trained_for / 60:.1f} min this run; stopped: {result.stop_reason}).")

@@ -80,10 +80,9 @@ def main(argv: list[str]) -> None:
 
 def _data_figures(model, what: set[str], out: Path, save) -> None:
     """Figure 4 and the projector: everything that needs the data."""
-    import numpy as np
     import tensorflow as tf
 
-    from keras_alexnet import analysis, loading, retrieval
+    from keras_alexnet import loading
     from keras_alexnet.data import augment
 
     try:
@@ -91,57 +90,87 @@ def _data_figures(model, what: set[str], out: Path, save) -> None:
     except ValueError as e:
         raise cli.RunError(f"{cli.message(e)[:-1]} (predictions, neighbours and the projector "
                            "need data).") from None
-    info, size, bs = source.info, model.alexnet_config.input_size, _BATCH_SIZE.value
-    names = info.class_names
-    mean_crop = augment.center_crop(tf.constant(info.mean_image), size).numpy()
+    size, bs = model.alexnet_config.input_size, _BATCH_SIZE.value
+    mean_crop = augment.center_crop(tf.constant(source.info.mean_image), size).numpy()
     evals = source.eval_dataset(bs, size)
-
-    def first(dataset: tf.data.Dataset, n: int) -> tf.data.Dataset:
-        return dataset.unbatch().take(n).batch(bs)
-
     if "predictions" in what:
-        batch = first(evals, _NUM_IMAGES.value).rebatch(_NUM_IMAGES.value)
-        images, labels = next(iter(batch))
-        probs = model(images, training=False)
-        if model.alexnet_config.classifier_activation is None:
-            probs = tf.nn.softmax(probs)
-        sheet = analysis.prediction_sheet(analysis.display_images(images.numpy(), mean_crop),
-                                          np.asarray(probs), labels.numpy(), names)
-        save(sheet, "figure4_predictions")
+        images = _first(evals, _NUM_IMAGES.value, bs).rebatch(_NUM_IMAGES.value)
+        save(_prediction_sheet(model, images, mean_crop, source.info.class_names),
+             "figure4_predictions")
     if "neighbours" in what:
-        queries = first(evals, _NUM_QUERIES.value)
-        q_feat, q_labels = retrieval.extract_features(model, queries, progress=False)
-        # Center crops of the training images in a fixed order, so a second pass finds them.
-        train = source.train_dataset(bs, size, seed=0, augment=False, drop_remainder=False)
-        if _MAX_DATABASE.value:
-            train = train.take(math.ceil(_MAX_DATABASE.value / bs))
-        logging.info("Extracting fc7 features of the training images.")
-        total = math.ceil(min(_MAX_DATABASE.value or info.num_train, info.num_train) / bs)
-        db_feat, db_labels = retrieval.extract_features(model, train, progress=True,
-                                                        num_batches=total)
-        k = min(_K.value, len(db_feat))
-        idx, _ = retrieval.nearest_neighbors(q_feat, db_feat, k)
-        shown = analysis.display_images(retrieval.gather_images(train, idx.ravel()), mean_crop)
-        query_images = analysis.display_images(
-            np.concatenate([x.numpy() for x, _ in queries]), mean_crop)
-        rows = [[query_images[i], *shown[i * k:(i + 1) * k]] for i in range(len(idx))]
-        captions = [[names[q_labels[i]], *(names[j] for j in db_labels[idx[i]])]
-                    for i in range(len(idx))]
-        titles = ["query", *(f"neighbour {j}" for j in range(1, k + 1))]
-        save(analysis.image_grid(rows, thumb=NEIGHBOUR_THUMB, column_titles=titles,
-                                 captions=captions), "figure4_neighbours")
+        save(_neighbours_figure(model, source, _first(evals, _NUM_QUERIES.value, bs), mean_crop),
+             "figure4_neighbours")
     if "projector" in what:
-        points = first(evals, _PROJECTOR_POINTS.value)
-        logging.info("Extracting fc7 features for the projector.")
-        feats, labels = retrieval.extract_features(
-            model, points, progress=True,
-            num_batches=math.ceil(min(_PROJECTOR_POINTS.value, info.num_eval) / bs))
-        # Thumbnails batch by batch: thousands of full-size crops would not fit in memory.
-        images = np.concatenate([
-            analysis.thumbnails(analysis.display_images(x.numpy(), mean_crop), 32)
-            for x, _ in points])
-        logging.info("Projector files in %s",
-                     retrieval.write_projector(out / "projector", feats, labels, names, images))
+        _write_projector(model, source.info, _first(evals, _PROJECTOR_POINTS.value, bs),
+                         mean_crop, out / "projector")
+
+
+def _first(dataset, n: int, batch_size: int):
+    """The first `n` examples of a batched dataset, in batches of `batch_size`."""
+    return dataset.unbatch().take(n).batch(batch_size)
+
+
+def _prediction_sheet(model, batch, mean_crop, names: list[str]):
+    """Figure 4 (left): each image of `batch` (one batch) with its top-5 predictions."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_alexnet import analysis
+
+    images, labels = next(iter(batch))
+    probs = model(images, training=False)
+    if model.alexnet_config.classifier_activation is None:
+        probs = tf.nn.softmax(probs)
+    return analysis.prediction_sheet(analysis.display_images(images.numpy(), mean_crop),
+                                     np.asarray(probs), labels.numpy(), names)
+
+
+def _neighbours_figure(model, source, queries, mean_crop):
+    """Figure 4 (right): each query and the training images nearest to it in fc7 space."""
+    import numpy as np
+
+    from keras_alexnet import analysis, retrieval
+
+    info, bs, names = source.info, _BATCH_SIZE.value, source.info.class_names
+    q_feat, q_labels = retrieval.extract_features(model, queries, progress=False)
+    # Center crops of the training images in a fixed order, so a second pass finds them.
+    train = source.train_dataset(bs, model.alexnet_config.input_size, seed=0, augment=False,
+                                 drop_remainder=False)
+    if _MAX_DATABASE.value:
+        train = train.take(math.ceil(_MAX_DATABASE.value / bs))
+    logging.info("Extracting fc7 features of the training images.")
+    total = math.ceil(min(_MAX_DATABASE.value or info.num_train, info.num_train) / bs)
+    db_feat, db_labels = retrieval.extract_features(model, train, progress=True,
+                                                    num_batches=total)
+    k = min(_K.value, len(db_feat))
+    idx, _ = retrieval.nearest_neighbors(q_feat, db_feat, k)
+    shown = analysis.display_images(retrieval.gather_images(train, idx.ravel()), mean_crop)
+    query_images = analysis.display_images(
+        np.concatenate([x.numpy() for x, _ in queries]), mean_crop)
+    rows = [[query_images[i], *shown[i * k:(i + 1) * k]] for i in range(len(idx))]
+    captions = [[names[q_labels[i]], *(names[j] for j in db_labels[idx[i]])]
+                for i in range(len(idx))]
+    titles = ["query", *(f"neighbour {j}" for j in range(1, k + 1))]
+    return analysis.image_grid(rows, thumb=NEIGHBOUR_THUMB, column_titles=titles,
+                               captions=captions)
+
+
+def _write_projector(model, info, points, mean_crop, out: Path) -> None:
+    """fc7 features of `points`, with their labels and thumbnails, for TensorBoard's projector."""
+    import numpy as np
+
+    from keras_alexnet import analysis, retrieval
+
+    logging.info("Extracting fc7 features for the projector.")
+    feats, labels = retrieval.extract_features(
+        model, points, progress=True,
+        num_batches=math.ceil(min(_PROJECTOR_POINTS.value, info.num_eval) / _BATCH_SIZE.value))
+    # Thumbnails batch by batch: thousands of full-size crops would not fit in memory.
+    images = np.concatenate([
+        analysis.thumbnails(analysis.display_images(x.numpy(), mean_crop), 32)
+        for x, _ in points])
+    logging.info("Projector files in %s",
+                 retrieval.write_projector(out, feats, labels, info.class_names, images))
 
 
 def run() -> None:
