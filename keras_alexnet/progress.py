@@ -43,6 +43,32 @@ def batch_bar(num_batches: int | None, enabled: bool = True) -> keras.utils.Prog
     return keras.utils.Progbar(num_batches, interval=interval, unit_name="batch")
 
 
+class BudgetBar:
+    """Progress of a run that a time budget ends: steps done, the time left, the latest values.
+
+    Where the budget, not an epoch, ends the run, an epoch bar has no target it will reach
+    (Keras' bar shows "230/Unknown"); this line counts the steps and the minutes left instead.
+    `update(n, values)` has `keras.utils.Progbar`'s form, so the loop drives either.
+    """
+
+    def __init__(self, deadline: float, *, interval: float | None = None) -> None:
+        self.deadline = deadline  # time.monotonic() at which the budget ends
+        self.interval = interval if interval is not None else (
+            0.05 if sys.stdout.isatty() else PIPE_INTERVAL)
+        self._last = -float("inf")
+
+    def update(self, n: int, values: list[tuple[str, float]] | None = None) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        left = max(self.deadline - now, 0.0)
+        shown = "".join(f" - {name}: {value:.4g}" for name, value in values or [])
+        end = "\r" if sys.stdout.isatty() else "\n"
+        sys.stdout.write(f"{n} steps - {left / 60:.1f} min left{shown}{end}")
+        sys.stdout.flush()
+
+
 def tracked(batches: Iterable[T], num_batches: int | None, enabled: bool = True
             ) -> Iterator[T]:
     """Yields `batches` unchanged, advancing a `batch_bar` after each (when `enabled`).

@@ -34,6 +34,7 @@ from keras_alexnet.files import write_text_atomic
 from keras_alexnet.interrupts import StopSignals, TrainingInterrupted
 from keras_alexnet.model import build_alexnet
 from keras_alexnet.precision import dtype_policy
+from keras_alexnet.progress import BudgetBar
 from keras_alexnet.precision import resolve as resolve_precision
 from keras_alexnet.run_files import (
     CONFIG_FILE,
@@ -435,7 +436,7 @@ class _Loop:
                 "top5_error": 1 - sums[2] / examples})
 
     def _progress_bar(self, e: int, done: int,
-                      deadline: float | None) -> keras.utils.Progbar | None:
+                      deadline: float | None) -> keras.utils.Progbar | BudgetBar | None:
         """The epoch's bar; against the clock where a time budget will end the run first."""
         c = self.c
         if not c.progress_bar:
@@ -448,9 +449,11 @@ class _Loop:
             left = deadline - time.monotonic()
             header += (f": time budget {left / 60:.1f} min, until "
                        f"{time.strftime('%H:%M:%S', time.localtime(time.time() + left))}")
-            # The budget, not the epoch, is what ends such a run: an epoch bar would promise
-            # an ETA it never reaches. Steps and speed are still shown.
-            target = None if left < self._epoch_seconds_estimate() else target
+            if left < self._epoch_seconds_estimate():
+                # The budget, not the epoch, ends such a run: an epoch bar would promise an
+                # ETA it never reaches. Steps, the minutes left and speed are shown instead.
+                print(header, flush=True)
+                return BudgetBar(deadline)
         print(header, flush=True)
         return keras.utils.Progbar(target, stateful_metrics=["images/s"])
 
