@@ -63,12 +63,21 @@ def decode_and_resize(data: tf.Tensor, index: tf.Tensor, image_size: int) -> tf.
     check = tf.debugging.Assert(
         known,
         ["Image could not be decoded: request element", index,
-         "is not a JPEG, PNG, GIF, BMP, WebP or JPEG XL image (first bytes:", head, ")"],
+         "is not a JPEG, PNG, GIF, BMP, WebP or JPEG XL image (first bytes, hex:",
+         _hex(head), ")"],
         name="image_could_not_be_decoded",
     )
     with tf.control_dependencies([check]), tf.name_scope(_DECODE_SCOPE):
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
     return tf.ensure_shape(resize_and_center_crop(image, image_size), [image_size, image_size, 3])
+
+
+def _hex(data: tf.Tensor) -> tf.Tensor:
+    """A short byte string as hex digits ("ff d8 ff e0"): the check's message must be UTF-8
+    whatever a client sent (raw bytes there made Python clients raise UnicodeDecodeError)."""
+    digits = tf.constant([f"{i:02x}" for i in range(256)])
+    values = tf.cast(tf.io.decode_raw(data, tf.uint8), tf.int32)
+    return tf.strings.reduce_join(tf.gather(digits, values), separator=" ")
 
 
 class _ServingModule(tf.Module):
