@@ -26,8 +26,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from helpers import TINY_MODEL  # noqa: E402
 
-from keras_alexnet import AlexNetConfig, build_alexnet  # noqa: E402
+from keras_alexnet import build_alexnet  # noqa: E402
 from keras_alexnet import distribute as kd  # noqa: E402
 from keras_alexnet.checkpoint import model_state  # noqa: E402
 from keras_alexnet.data.pipeline import DatasetInfo, Source  # noqa: E402
@@ -35,8 +36,7 @@ from keras_alexnet.train import make_train_step  # noqa: E402
 from keras_alexnet.train_config import TrainConfig  # noqa: E402
 
 # A tiny network, seconds to train; dropout off so that every run is a function of its data.
-TINY = AlexNetConfig(input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32),
-                     num_classes=5, dropout_rate=0.0, classifier_activation=None)
+TINY = TINY_MODEL.replace(num_classes=5, dropout_rate=0.0, classifier_activation=None)
 
 
 class NoiseSource(Source):

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
 from data_fixtures import make_imagenet
 from google.protobuf import text_format
+from helpers import SCRIPTS, TINY_MODEL, run_python
 from PIL import Image
 from tensorboard.plugins import projector
 
-from keras_alexnet import AlexNetConfig, analysis, build_alexnet, retrieval
+from keras_alexnet import analysis, build_alexnet, retrieval
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-
-TINY = AlexNetConfig(input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32),
-                     num_classes=7)
+TINY = TINY_MODEL.replace(num_classes=7)
 
 
 def _brute_force(q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -221,12 +214,10 @@ def test_visualize_script_end_to_end(tmp_path):
     model_path = tmp_path / "tiny.keras"
     build_alexnet(TINY.replace(num_classes=3)).save(model_path)
     out = tmp_path / "figures"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / "visualize.py"), f"--model={model_path}",
-         f"--data=folder:{tmp_path / 'imagenet'}", f"--out_dir={out}", "--batch_size=4",
-         "--num_queries=2", "--k=3", "--max_database=10", "--projector_points=5"],
-        capture_output=True, text=True, env=env, timeout=300)
+    proc = run_python(
+        SCRIPTS / "visualize.py", f"--model={model_path}",
+        f"--data=folder:{tmp_path / 'imagenet'}", f"--out_dir={out}", "--batch_size=4",
+        "--num_queries=2", "--k=3", "--max_database=10", "--projector_points=5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     sizes = {p.stem: Image.open(p).size[::-1] for p in out.glob("*.png")}
     assert sizes == {

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from caffe_fixtures import (
     write_caffemodel,
     write_mean,
 )
+from helpers import SCRIPTS, TINY_MODEL, run_python
 from PIL import Image
 
 from keras_alexnet import AlexNetConfig, build_alexnet, import_caffe
@@ -36,8 +35,6 @@ from keras_alexnet.caffe_import import write_caffe_run
 from keras_alexnet.loading import open_run_data
 from keras_alexnet.transfer import finetune_model
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 NUM_CLASSES = 10
 
 
@@ -174,8 +171,7 @@ def test_mean_file_and_fallback(tmp_path):
 
 
 def _run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPTS / "import_caffe.py"), *args],
-                          capture_output=True, text=True, env=ENV, timeout=300)
+    return run_python(SCRIPTS / "import_caffe.py", *args)
 
 
 @pytest.fixture(scope="module")
@@ -251,9 +247,8 @@ def test_export_of_imported_model_answers_a_jpeg(imported_run, small_weights, tm
     from keras_alexnet.data.sources import decode_any
 
     run = imported_run["run"]
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "export.py"),
-                           f"--model={run / 'model.keras'}", f"--export_root={tmp_path / 'sm'}"],
-                          capture_output=True, text=True, env=ENV, timeout=300)
+    proc = run_python(SCRIPTS / "export.py", f"--model={run / 'model.keras'}",
+                      f"--export_root={tmp_path / 'sm'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     path = proc.stdout.strip().splitlines()[-1]
     yy, xx = np.mgrid[0:300, 0:400]
@@ -268,8 +263,7 @@ def test_export_of_imported_model_answers_a_jpeg(imported_run, small_weights, tm
     np.save(tmp_path / "view.npy", view)
     (tmp_path / "args.json").write_text(json.dumps(
         {"path": path, "jpeg": str(tmp_path / "q.jpg"), "view": str(tmp_path / "view.npy")}))
-    proc = subprocess.run([sys.executable, "-c", _SERVE, str(tmp_path / "args.json")],
-                          capture_output=True, text=True, env=ENV, timeout=300)
+    proc = run_python("-c", _SERVE, tmp_path / "args.json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
     want = caffe_forward(small_weights, _bgr_nchw(view))[0]
@@ -286,8 +280,7 @@ def test_include_top_false_and_pooling():
     # The five conv layers of Section 3.5: 34,944 + 307,456 + 885,120 + 663,936 + 442,624.
     assert base.count_params() == 2_334_080
     assert build_alexnet(include_top=False, pooling="avg").output_shape == (None, 256)
-    small = AlexNetConfig(input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32),
-                          num_classes=5)
+    small = TINY_MODEL.replace(num_classes=5)
     full = build_alexnet(small)
     pooled = build_alexnet(small, include_top=False, pooling="max")
     pooled.set_weights(full.get_weights()[: len(pooled.get_weights())])

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SCRIPTS, run_python
 from PIL import Image
 
 from keras_alexnet import curves
 from keras_alexnet.summaries import RunWriters
-
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
 def _write_run(log_dir: Path) -> None:
@@ -65,12 +61,9 @@ def test_plot_curves_writes_a_png(tmp_path):
 @pytest.mark.slow
 def test_plot_curves_script(tmp_path):
     _write_run(tmp_path / "logs")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    run = [sys.executable, str(SCRIPTS / "plot_curves.py")]
-    ok = subprocess.run(run + [f"--logs={tmp_path / 'logs'}", f"--out={tmp_path / 'c.png'}"],
-                        capture_output=True, text=True, env=env, timeout=300)
+    script = SCRIPTS / "plot_curves.py"
+    ok = run_python(script, f"--logs={tmp_path / 'logs'}", f"--out={tmp_path / 'c.png'}")
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert "validation/top1_error" in ok.stdout and (tmp_path / "c.png").is_file()
-    bad = subprocess.run(run + [f"--logs={tmp_path / 'none'}"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    bad = run_python(script, f"--logs={tmp_path / 'none'}")
     assert bad.returncode != 0 and "No TensorBoard scalars under" in bad.stderr

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from data_fixtures import NAMES, WNIDS, make_imagenet
+from helpers import SCRIPTS, run_python
 
 from keras_alexnet.data import prepare_imagenet
 from keras_alexnet.data.sources import resize_and_center_crop
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _records(out: Path, split: str) -> list[dict]:
@@ -182,17 +178,15 @@ def test_script_exit_status(prepared, tmp_path):
     root, _, _ = prepared[False]
     out = tmp_path / "out"
     shutil.copytree(root / "out", out)  # the shared output stays as it is (build_once)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, str(ROOT / "scripts" / "prepare_imagenet.py"),
-           f"--input_dir={root / 'in'}", f"--output_dir={out}",
-           "--images_per_shard=4", "--num_workers=1"]
+    script = SCRIPTS / "prepare_imagenet.py"
+    flags = [f"--input_dir={root / 'in'}", f"--output_dir={out}", "--images_per_shard=4",
+             "--num_workers=1"]
     # Resumes (nothing to do); 3 of 31 files are broken, above the 1% allowed.
-    proc = subprocess.run(cmd + ["--max_broken_fraction=0.01"], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = run_python(script, *flags, "--max_broken_fraction=0.01", timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "3 broken files" in proc.stdout and "more than --max_broken_fraction" in proc.stderr
-    proc = subprocess.run(cmd[:2] + [f"--input_dir={tmp_path / 'nope'}", "--output_dir=/x"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = run_python(script, f"--input_dir={tmp_path / 'nope'}", "--output_dir=/x",
+                      timeout=120)
     assert proc.returncode == 2
     assert [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")] == [
         f"error: Input folder {tmp_path / 'nope'} does not exist."]

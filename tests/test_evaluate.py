@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import SCRIPTS, TINY_MODEL, run_python
 
-from keras_alexnet.config import AlexNetConfig
 from keras_alexnet.evaluate import (
     Predictor,
     evaluate,
@@ -31,10 +27,7 @@ from keras_alexnet.model import build_alexnet
 from keras_alexnet.progress import phase
 from keras_alexnet.train_config import TrainConfig
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = AlexNetConfig(
-    input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32), num_classes=5
-)
+TINY = TINY_MODEL.replace(num_classes=5)
 
 
 def _reference_topk(probs, labels, k, ties):
@@ -364,14 +357,10 @@ def test_evaluate_script_end_to_end(tmp_path):
         paths.append(tmp_path / f"m{seed}.keras")
         build_alexnet(config).save(paths[-1])
     csv_path = tmp_path / "per_class.csv"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "evaluate.py"), f"--checkpoint={paths[0]}",
-         f"--checkpoint={paths[1]}", f"--data=fashion_mnist:{data_dir}", "--ten_crop",
-         "--batch_size=4", f"--per_class_csv={csv_path}"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
+    proc = run_python(
+        SCRIPTS / "evaluate.py", f"--checkpoint={paths[0]}", f"--checkpoint={paths[1]}",
+        f"--data=fashion_mnist:{data_dir}", "--ten_crop", "--batch_size=4",
+        f"--per_class_csv={csv_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("4/4") >= 2  # a bar per crop mode: 15 test images, batches of 4
     # The same evaluation in this process gives the same lines.
@@ -426,12 +415,8 @@ def test_open_run_data_resizes_as_the_run_trained(tmp_path):
 
 
 def test_evaluate_script_errors_are_one_line(tmp_path):  # fails before TF's start-up
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "evaluate.py"),
-         f"--checkpoint={tmp_path / 'missing.keras'}", "--data=fashion_mnist"],
-        env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = run_python(SCRIPTS / "evaluate.py", f"--checkpoint={tmp_path / 'missing.keras'}",
+                      "--data=fashion_mnist")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error: No model file")
     assert "Traceback" not in proc.stderr

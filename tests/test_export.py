@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,6 +12,7 @@ import pytest
 import tensorflow as tf
 from data_fixtures import NAMES as FIXTURE_NAMES
 from data_fixtures import WNIDS, make_imagenet
+from helpers import SCRIPTS, TINY_MODEL, run_python
 from PIL import Image
 
 from keras_alexnet import AlexNetConfig, build_alexnet
@@ -24,11 +21,9 @@ from keras_alexnet.export import export_savedmodel
 from keras_alexnet.loading import load_keras_model, model_from_checkpoint
 from keras_alexnet.train_config import TrainConfig
 
-TINY = AlexNetConfig(input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32),
-                     num_classes=7)
+TINY = TINY_MODEL.replace(num_classes=7)
 STORED = 80  # the tiny tests' stored image size (the paper's is 256)
 NAMES = [f"class {c}" for c in range(TINY.num_classes)]
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
 def _model(config: AlexNetConfig, seed: int) -> keras.Model:
@@ -165,14 +160,14 @@ def served(build_once):
                 np.float32)
         np.savez(root / "inputs.npz", **inputs)
         jpeg = requests["jpeg"]
-        bad = [b"this is not an image", jpeg[: len(jpeg) // 3], b""]
+        # Text, a truncated JPEG, nothing, and 3,000 random bytes (not UTF-8).
+        noise = np.random.default_rng(0).integers(0, 256, 3000, np.uint8).tobytes()
+        bad = [b"this is not an image", jpeg[: len(jpeg) // 3], b"", b"\x80\xff" + noise]
         args = {"models": paths, "inputs": str(root / "inputs.npz"),
                 "requests": [r.hex() for r in requests.values()],
                 "bad": [b.hex() for b in bad]}
         (root / "args.json").write_text(json.dumps(args))
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-        proc = subprocess.run([sys.executable, "-c", _SERVE, str(root / "args.json")],
-                              capture_output=True, text=True, env=env, cwd=root, timeout=300)
+        proc = run_python("-c", _SERVE, root / "args.json", cwd=root)
         assert proc.returncode == 0, proc.stderr[-3000:]
         result = json.loads(proc.stdout.split("RESULT", 1)[1])
         return dict(result=result, inputs=inputs, requests=requests, mean=mean, root=root)
@@ -209,9 +204,13 @@ def test_corrupt_bytes_fail_clearly_and_serving_continues(served):
         assert all(e is not None for e in got["errors"]), got["errors"]
         for message in got["errors"]:
             assert "could not be decoded" in message or "could_not_decode_image" in message
-        # Non-image and empty bytes fail the format check with a plain-words message.
+        # Non-image and empty bytes fail the format check with a plain-words message, and
+        # their first bytes read as hex, whatever they are.
         assert "Image could not be decoded" in got["errors"][0]
+        assert "first bytes, hex:] [74 68 69 73 20 69 73 20]" in got["errors"][0]  # "this is "
         assert "Image could not be decoded" in got["errors"][2]
+        assert "Image could not be decoded" in got["errors"][3]
+        assert "first bytes, hex:] [80 ff " in got["errors"][3]
         np.testing.assert_allclose(got["again"], got["probabilities"], atol=0)
 
 
@@ -292,11 +291,8 @@ def test_export_script_from_checkpoint(tmp_path):
     (work / "config.json").write_text(run.to_json())
     tf.train.CheckpointManager(tf.train.Checkpoint(model=model_state(model)),
                                str(work / "checkpoints"), max_to_keep=1).save()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / "export.py"), f"--checkpoint={work / 'checkpoints'}",
-         f"--export_root={tmp_path / 'sm'}", "--ten_crop"],
-        capture_output=True, text=True, env=env, timeout=300)
+    proc = run_python(SCRIPTS / "export.py", f"--checkpoint={work / 'checkpoints'}",
+                      f"--export_root={tmp_path / 'sm'}", "--ten_crop")
     assert proc.returncode == 0, proc.stderr[-3000:]
     # TF's SavedModel writer lists every captured variable per signature at INFO: not shown.
     assert "input_1, input_2" not in proc.stderr and "Sharding callback" not in proc.stderr

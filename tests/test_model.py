@@ -2,20 +2,17 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TINY_MODEL, run_python
 
 import keras_alexnet
 from keras_alexnet import ABLATIONS, AlexNetConfig, ablation, build_alexnet
 
-TINY = AlexNetConfig(
-    input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32), num_classes=5
-)
+TINY = TINY_MODEL.replace(num_classes=5)
 
 
 def expected_params(c: AlexNetConfig) -> int:
@@ -270,10 +267,7 @@ data = np.load(sys.argv[2])
 model.set_weights([data[f"w{i}"] for i in range(len(model.weights))])
 np.save(sys.argv[3], np.asarray(model(data["x"])))
 # A training step.
-config = ka.AlexNetConfig(
-    input_size=67, conv_filters=(8, 16, 16, 16, 16), fc_units=(32, 32), num_classes=5
-)
-model = ka.build_alexnet(config)
+model = ka.build_alexnet(ka.AlexNetConfig.from_dict(json.loads(sys.argv[4])))
 model.compile(optimizer=ka.PaperSGD(), loss="sparse_categorical_crossentropy")
 x = np.random.default_rng(0).normal(0, 50, (4, 67, 67, 3)).astype("float32")
 before = np.array(model.get_layer("fc8").kernel)
@@ -290,7 +284,8 @@ def test_jax_backend_without_tensorflow_forward_equals_tensorflow_and_trains(tmp
     x = np.random.default_rng(0).normal(0, 50, size=(3, 67, 67, 3)).astype(np.float32)
     arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(model.weights)}
     np.savez(tmp_path / "in.npz", x=x, **arrays)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, c.to_json(), tmp_path / "in.npz",
-                    tmp_path / "out.npy"], check=True, env=env, timeout=300)
+    proc = run_python("-c", WITHOUT_TENSORFLOW, c.to_json(), tmp_path / "in.npz",
+                      tmp_path / "out.npy", TINY.to_json(),
+                      env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.asarray(model(x)), atol=1e-5)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import run_python
 
 from keras_alexnet.optim import (
     PAPER_LEARNING_RATE,
@@ -21,7 +18,6 @@ from keras_alexnet.optim import (
     PaperSGD,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 # A conv kernel, a dense kernel and a bias: ranks 4, 2 and 1.
 SHAPES = [(3, 3, 2, 4), (5, 3), (3,)]
 # Large enough that decay (and where it lives) moves the weights far beyond float32 noise.
@@ -296,12 +292,8 @@ def test_same_maths_on_other_backends(backend, tmp_path):
              momentum=MOMENTUM, decay=DECAY, **arrays)
     script = tmp_path / "backend_check.py"
     script.write_text(_BACKEND_SCRIPT)
-    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "problem.npz")],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
+    proc = run_python(script, tmp_path / "problem.npz",
+                      env={"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
     result = json.loads(line[len("RESULT"):])

@@ -1,15 +1,9 @@
 """benchmarks.profile: the per-op-type profile of a step and the oneDNN kernel summary."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from helpers import run_python
 
 from benchmarks.profile import onednn_kernels
-
-ROOT = Path(__file__).resolve().parents[1]
 
 VERBOSE = """\
 onednn_verbose,v1,info,cpu,runtime:threadpool,nthr:2
@@ -30,11 +24,8 @@ def test_onednn_kernels_sums_exec_lines_per_kernel():
 
 @pytest.mark.slow
 def test_profile_of_a_tiny_step_lists_its_ops_and_kernels():
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.profile", "--preset=tiny", "--batch_size=2",
-         "--precision=float32", "--steps=1", "--onednn"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    proc = run_python("-m", "benchmarks.profile", "--preset=tiny", "--batch_size=2",
+                      "--precision=float32", "--steps=1", "--onednn")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     assert "train step, batch 2, float32:" in out

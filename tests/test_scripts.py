@@ -7,17 +7,15 @@ under a wrapper that reports whether `tensorflow` got imported (no timing assert
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, SCRIPTS, python_env, run_python
 
 from keras_alexnet.commands import PROGRAM
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-ROOT = SCRIPTS.parent
 ALL = ("benchmark", "demo", "evaluate", "export", "import_caffe", "plot_curves",
        "prepare_imagenet", "reproduce", "train", "visualize")
 
@@ -49,10 +47,6 @@ print("tensorflow" in sys.modules, code)
 """
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
 def _run_no_tf(script: str, *args: str) -> tuple[str, str, int]:
     """(stdout without the report, stderr, exit code); asserts TensorFlow was not imported."""
     return _report(script, [_WRAPPER, str(SCRIPTS / f"{script}.py"), *args])
@@ -64,8 +58,7 @@ def _dispatch_no_tf(*args: str) -> tuple[str, str, int]:
 
 
 def _report(what: str, args: list[str]) -> tuple[str, str, int]:
-    p = subprocess.run([sys.executable, "-c", *args],
-                       capture_output=True, text=True, env=_env(), timeout=120, cwd=ROOT)
+    p = run_python("-c", *args, timeout=120)
     out, _, report = p.stdout.rstrip("\n").rpartition("\n")
     imported, code = report.split()
     assert imported == "False", f"{what} imported TensorFlow: {p.stderr[-2000:]}"
@@ -73,8 +66,7 @@ def _report(what: str, args: list[str]) -> tuple[str, str, int]:
 
 
 def _run(script: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPTS / f"{script}.py"), *args],
-                          capture_output=True, text=True, env=_env(), timeout=600, cwd=cwd)
+    return run_python(SCRIPTS / f"{script}.py", *args, timeout=600, cwd=cwd)
 
 
 def _one_error_line(stderr: str) -> str:
@@ -188,7 +180,8 @@ def test_every_command_module_has_main_and_run():
     for module, _ in COMMANDS.values():
         code = (f"import keras_alexnet.commands.{module} as m; "
                 "assert callable(m.main) and callable(m.run)")
-        subprocess.run([sys.executable, "-c", code], check=True, env=_env(), timeout=120)
+        p = run_python("-c", code, timeout=120)
+        assert p.returncode == 0, (module, p.stderr[-2000:])
 
 
 def test_installed_entry_point_runs():
@@ -198,7 +191,7 @@ def test_installed_entry_point_runs():
         pytest.skip(f"No {program}: keras_alexnet was installed before it declared {PROGRAM}, "
                     "or elsewhere; reinstall it (make install).")
     p = subprocess.run([str(program), "train", "--help"], capture_output=True, text=True,
-                       timeout=120)
+                       env=python_env(), timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "--preset" in p.stdout
 
@@ -207,13 +200,12 @@ def test_command_line_runs_as_printed(tmp_path):
     """The demo's next steps: each printed program line runs from a shell without a venv."""
     from keras_alexnet.commands import command_line
 
-    env = {**_env(), "PATH": "/usr/bin:/bin"}  # no activated venv
-    line = subprocess.run(
-        [sys.executable, "-c", "from keras_alexnet.commands import command_line as c; "
-         f"print(c({PROGRAM!r}))"], capture_output=True, text=True, env=env, cwd=tmp_path,
-        check=True).stdout.strip()
-    p = subprocess.run(f"{line} --help", shell=True, capture_output=True, text=True, env=env,
-                       cwd=tmp_path, timeout=120)
+    no_venv = {"PATH": "/usr/bin:/bin"}  # no activated venv
+    line = run_python("-c", "from keras_alexnet.commands import command_line as c; "
+                      f"print(c({PROGRAM!r}))", env=no_venv, cwd=tmp_path, check=True,
+                      timeout=120).stdout.strip()
+    p = subprocess.run(f"{line} --help", shell=True, capture_output=True, text=True,
+                       env=python_env(no_venv), cwd=tmp_path, timeout=120)
     assert p.returncode == 0, (line, p.stderr[-2000:])
     assert "commands:" in p.stdout
     assert command_line("no-such-program-here").endswith("-m no-such-program-here")
