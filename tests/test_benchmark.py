@@ -3,12 +3,10 @@ scripts/benchmark.py end to end with a tiny network. Nothing here is timed or as
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, SCRIPTS, run_python
 
 from benchmarks.keras_worker import build_model, layer_macs, make_step
 from benchmarks.measure import RESULT_PREFIX, parse_result, summarize
@@ -23,9 +21,8 @@ from benchmarks.run import cell_spec
 from benchmarks.settings import DIST_BASELINE, DIST_MODES, PRESETS, TINY_CONFIG, BenchSettings
 from keras_alexnet import AlexNetConfig, build_alexnet, distribute
 
-_ROOT = Path(__file__).resolve().parents[1]
 _HAS_TORCH = importlib.util.find_spec("torch") is not None
-_PERFORMANCE_MD = _ROOT / "docs" / "PERFORMANCE.md"
+_PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
 
 
 def _conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -173,28 +170,36 @@ def _machine(tf: float, tf_bf16: float) -> dict:
             "keras": "3.x", "numpy": "2.x", "accelerators": []}
 
 
-def test_report_and_table_from_worker_results():
-    # Worker results made up with round numbers, so every derived figure is checked by hand.
+FP32, BF16 = "float32", "mixed_bfloat16"
+
+
+def test_bench_settings_measure_both_precisions_by_default():
+    assert BenchSettings(config=TINY_CONFIG).precisions == (FP32, BF16)
+
+
+@pytest.fixture
+def worker_report() -> dict:
+    """build_report on worker results made up with round numbers, so that every derived
+    figure is checked by hand: batch 8, both precisions, Keras training and inference, two
+    PyTorch builds (one run of `split` failed), two distribution modes and a failed one."""
     settings = BenchSettings(config=TINY_CONFIG, batch_sizes=(8,), repeats=3,
                              torch_variants=("grouped", "split"))
-    assert settings.precisions == ("float32", "mixed_bfloat16")  # both by default
     machine = [_machine(100.0, 300.0), _machine(96.0, 280.0)]  # before and after the cells
     torch_machine = [{"torch_matmul_gflops": summarize([95.0]),
                       "torch_bf16_matmul_gflops": summarize([390.0, 400.0])}]
-    fp32, bf16 = "float32", "mixed_bfloat16"
     cells = {
-        ("keras", fp32, "train", 8): [_worker_result(r, 300.0) for r in (30.0, 32.0, 31.0)],
-        ("keras", fp32, "infer", 8): [_worker_result(r, 200.0) for r in (80.0, 90.0, 70.0)],
-        ("torch:grouped", fp32, "train", 8): [_worker_result(r, version="2.13.0")
+        ("keras", FP32, "train", 8): [_worker_result(r, 300.0) for r in (30.0, 32.0, 31.0)],
+        ("keras", FP32, "infer", 8): [_worker_result(r, 200.0) for r in (80.0, 90.0, 70.0)],
+        ("torch:grouped", FP32, "train", 8): [_worker_result(r, version="2.13.0")
                                               for r in (10.0, 12.0, 11.0)],
-        ("torch:split", fp32, "train", 8): [_worker_result(15.0, version="2.13.0"),
+        ("torch:split", FP32, "train", 8): [_worker_result(15.0, version="2.13.0"),
                                             {"error": "exit code 1: boom"},
                                             _worker_result(16.0, version="2.13.0")],
-        ("keras", bf16, "train", 8): [_worker_result(r, 279.0) for r in (60.0, 68.0, 64.0)],
-        ("keras", bf16, "infer", 8): [_worker_result(r, 220.0) for r in (168.0, 184.0, 176.0)],
-        ("torch:grouped", bf16, "train", 8): [_worker_result(r, version="2.13.0")
+        ("keras", BF16, "train", 8): [_worker_result(r, 279.0) for r in (60.0, 68.0, 64.0)],
+        ("keras", BF16, "infer", 8): [_worker_result(r, 220.0) for r in (168.0, 184.0, 176.0)],
+        ("torch:grouped", BF16, "train", 8): [_worker_result(r, version="2.13.0")
                                               for r in (20.0, 22.0, 21.0)],
-        ("torch:split", bf16, "train", 8): [_worker_result(16.0, version="2.13.0")] * 3,
+        ("torch:split", BF16, "train", 8): [_worker_result(16.0, version="2.13.0")] * 3,
     }
     dist = {"batch_size": 8, "runs": {
         "single": [_worker_result(20.0, devices=["/device:CPU:0", "/device:CPU:1"],
@@ -203,46 +208,65 @@ def test_report_and_table_from_worker_results():
                                   replicas=1, tower_devices=["/device:CPU:0", "/device:CPU:1"])],
         "mirrored": [{"error": "timed out after 1800s"}]}}
     pipeline = {"available": False, "reason": "disabled (--set pipeline=false)"}
-    report = build_report(settings, machine, cells, pipeline, dist, torch_machine)
+    return build_report(settings, machine, cells, pipeline, dist, torch_machine)
 
+
+def _rows(report: dict) -> dict:
+    return {(r["framework"], r["precision"], r["mode"]): r for r in report["results"]}
+
+
+def test_report_ceiling_is_the_faster_frameworks_best_matmul_per_precision(worker_report):
     # 2 * 5e8 = 1 GFLOP forward, 3 GFLOP per training image. Each precision's ceiling is the
     # best matmul of the faster framework: TF's in fp32 (100 > 95), PyTorch's in bf16.
-    fp32_ceiling, bf16_ceiling = (report["ceiling"]["by_precision"][p] for p in (fp32, bf16))
+    fp32_ceiling, bf16_ceiling = (worker_report["ceiling"]["by_precision"][p]
+                                  for p in (FP32, BF16))
     assert (fp32_ceiling["gflops"], fp32_ceiling["set_by"]) == (100.0, "tensorflow")
     assert fp32_ceiling["tensorflow_gflops"]["runs"] == [100.0, 96.0]
     assert fp32_ceiling["implied_images_per_s"] == {"train": 100.0 / 3, "infer": 100.0}
     assert (bf16_ceiling["gflops"], bf16_ceiling["set_by"]) == (400.0, "torch")
     assert bf16_ceiling["implied_images_per_s"] == {"train": 400.0 / 3, "infer": 400.0}
-    rows = {(r["framework"], r["precision"], r["mode"]): r for r in report["results"]}
-    keras_row = rows["keras", fp32, "train"]
+
+
+def test_report_fp32_rows_against_the_ceiling_and_the_fastest_peer(worker_report):
+    rows = _rows(worker_report)
+    keras_row = rows["keras", FP32, "train"]
     assert keras_row["images_per_s"]["median"] == 31.0 and keras_row["peak_rss_mib"] == 300.0
     assert keras_row["fraction_of_ceiling"] == pytest.approx(31.0 / (100.0 / 3))
     # Against the faster peer of the same precision: split's median over its two good runs.
     assert keras_row["fastest_torch"] == "torch:split"
     assert keras_row["speedup_vs_torch"] == pytest.approx(31.0 / 15.5)
     assert "vs_float32" not in keras_row
-    assert rows["torch:split", fp32, "train"]["errors"] == ["exit code 1: boom"]
-    assert report["versions"]["torch"] == "2.13.0"
-    # bf16: against the bf16 ceiling, the fastest PyTorch bf16 build, and our own fp32.
-    bf16_train = rows["keras", bf16, "train"]
+    assert rows["torch:split", FP32, "train"]["errors"] == ["exit code 1: boom"]
+    assert worker_report["versions"]["torch"] == "2.13.0"
+    # Inference in fp32: against its own implied rate; no peer measured it, so no speedup.
+    infer_row = rows["keras", FP32, "infer"]
+    assert infer_row["fraction_of_ceiling"] == pytest.approx(0.8)
+    assert "speedup_vs_torch" not in infer_row
+
+
+def test_report_bf16_rows_against_the_bf16_ceiling_peer_and_our_fp32(worker_report):
+    rows = _rows(worker_report)
+    bf16_train = rows["keras", BF16, "train"]
     assert bf16_train["fraction_of_ceiling"] == pytest.approx(64.0 / (400.0 / 3))
     assert bf16_train["fastest_torch"] == "torch:grouped"
     assert bf16_train["speedup_vs_torch"] == pytest.approx(64.0 / 21.0)
     assert bf16_train["vs_float32"] == pytest.approx(64.0 / 31.0)
     assert bf16_train["peak_rss_vs_float32"] == pytest.approx(279.0 / 300.0)
-    assert rows["torch:grouped", bf16, "train"]["vs_float32"] == pytest.approx(21.0 / 11.0)
-    bf16_infer = rows["keras", bf16, "infer"]
+    assert rows["torch:grouped", BF16, "train"]["vs_float32"] == pytest.approx(21.0 / 11.0)
+    bf16_infer = rows["keras", BF16, "infer"]
     assert bf16_infer["fraction_of_ceiling"] == pytest.approx(176.0 / 400.0)
     assert bf16_infer["vs_float32"] == pytest.approx(176.0 / 80.0)
     assert bf16_infer["peak_rss_vs_float32"] == pytest.approx(1.1)
-    # Inference in fp32: against its own implied rate; no peer measured it, so no speedup.
-    infer_row = rows["keras", fp32, "infer"]
-    assert infer_row["fraction_of_ceiling"] == pytest.approx(0.8)
-    assert "speedup_vs_torch" not in infer_row
-    modes = {r["dist_mode"]: r for r in report["distribution"]["results"]}
+
+
+def test_report_distribution_modes_against_single_device(worker_report):
+    modes = {r["dist_mode"]: r for r in worker_report["distribution"]["results"]}
     assert modes["towers"]["vs_single"] == 0.5 and "images_per_s" not in modes["mirrored"]
+
+
+def test_report_targets_at_the_headline_batch(worker_report):
     # The target ratios at the headline batch (8, the only one); fp32 inference has no peer.
-    targets = {t["name"]: (round(t["value"], 4), t["goal"]) for t in report["targets"]}
+    targets = {t["name"]: (round(t["value"], 4), t["goal"]) for t in worker_report["targets"]}
     assert targets == {
         "fp32 train / fp32 ceiling": (0.93, 0.85), "fp32 infer / fp32 ceiling": (0.8, 0.85),
         "bf16 train / bf16 ceiling": (0.48, None), "bf16 infer / bf16 ceiling": (0.44, None),
@@ -253,8 +277,10 @@ def test_report_and_table_from_worker_results():
         "bf16 train peak RSS / fp32's": (0.93, 1.0), "bf16 infer peak RSS / fp32's": (1.1, 1.0),
     }
 
-    report["note"] = "busy machine"
-    table = format_table(report)
+
+def test_table_note_header_and_result_rows(worker_report):
+    worker_report["note"] = "busy machine"
+    table = format_table(worker_report)
     assert table.startswith("**busy machine**")
     assert "precisions fp32, bf16;" in table and "torch.autocast(bfloat16)" in table
     assert ("| train | 8 | fp32 | 31.0 (30.0–32.0) | 11.0 (10.0–12.0) | 15.5 (15.0–16.0) | 2.00x "
@@ -265,6 +291,10 @@ def test_report_and_table_from_worker_results():
             "| 200 / n/a / n/a | n/a |") in table
     assert ("| infer | 8 | bf16 | 176.0 (168.0–184.0) | n/a | n/a | n/a | 44% | 2.20x "
             "| 220 / n/a / n/a | 1.10x |") in table
+
+
+def test_table_ceiling_lines_and_targets(worker_report):
+    table = format_table(worker_report)
     assert ("- fp32: TensorFlow 100 (per run: 100, 96); PyTorch 95 (per run: 95) GFLOP/s, so "
             "100 GFLOP/s allows 33.3 training or 100.0 inference images/s.") in table
     assert ("- bf16: TensorFlow 300 (per run: 300, 280); PyTorch 400 (per run: 400) GFLOP/s, "
@@ -273,6 +303,10 @@ def test_report_and_table_from_worker_results():
     assert "| bf16 train / bf16 ceiling | 48% | none (reported) | n/a |" in table
     assert "| fp32 infer / fp32 ceiling | 80% | ≥ 85% | no |" in table
     assert "| bf16 infer peak RSS / fp32's | 1.10x | ≤ 1.00x | no |" in table
+
+
+def test_table_pipeline_and_distribution_sections(worker_report):
+    table = format_table(worker_report)
     assert "Prepared-shard pipeline: not measured (disabled (--set pipeline=false))." in table
     assert "| towers | tower *i* on device *i* | 10.0 (10.0–10.0) | 0.50x | 100 |" in table
     assert "| mirrored | — | failed | n/a | n/a |" in table
@@ -308,14 +342,9 @@ def _run(tmp_path: Path, *flags: str, python_path: str = "") -> dict:
     """scripts/benchmark.py --preset=tiny with `flags`: the JSON report. `python_path` goes
     before PYTHONPATH (the workers inherit it)."""
     out = tmp_path / "report.json"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    if python_path:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [python_path, env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, str(_ROOT / "scripts" / "benchmark.py"), "--preset=tiny",
-         f"--json_out={out}", *flags],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
-    )
+    proc = run_python(SCRIPTS / "benchmark.py", "--preset=tiny", f"--json_out={out}", *flags,
+                      python_path=[python_path] if python_path else [], cwd=tmp_path,
+                      timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| mode | batch |" in proc.stdout
     return json.loads(out.read_text())
