@@ -6,11 +6,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TINY_MODEL
 
 from keras_alexnet import precision
 from keras_alexnet.loading import load_model
 from keras_alexnet.model import build_alexnet
-from keras_alexnet.presets import TINY_MODEL, preset
+from keras_alexnet.presets import preset
 from keras_alexnet.train import train
 from keras_alexnet.train_config import TrainConfig
 
