@@ -1,7 +1,8 @@
 """The custom training loop: the paper's recipe (Section 5), checkpoints that resume exactly.
 
-`train(config)` builds the network (logits for training), `PaperSGD` and the plateau schedule
-(`TrainConfig.make_optimizer` / `make_schedule`), restores the newest checkpoint in
+`train(config)` builds the network (logits for training; AlexNet unless given a builder),
+`PaperSGD` and the plateau schedule (`TrainConfig.make_optimizer`,
+`PlateauSchedule.from_config`), restores the newest checkpoint in
 `config.work_dir` if there is one (`keras_alexnet.checkpoint`), and trains: epochs of compiled
 steps (`make_train_step`), each epoch ending in validation, a schedule decision and a
 checkpoint. With `deterministic=True` (op determinism) a resumed run's losses equal those of an
@@ -34,8 +35,8 @@ from keras_alexnet.files import write_text_atomic
 from keras_alexnet.interrupts import StopSignals, TrainingInterrupted
 from keras_alexnet.model import build_alexnet
 from keras_alexnet.precision import dtype_policy
-from keras_alexnet.progress import BudgetBar
 from keras_alexnet.precision import resolve as resolve_precision
+from keras_alexnet.progress import BudgetBar
 from keras_alexnet.run_files import (
     CONFIG_FILE,
     LOG_FILE,

@@ -11,6 +11,7 @@ images (center crop, inference mode) for the overfitting claims.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -359,31 +360,8 @@ def knn_label_agreement(queries: np.ndarray, query_labels: np.ndarray, database:
 
 def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precision="auto"):
     """Section 6.1: 5-NN label agreement of fc7 (trained, untrained) and of raw pixels."""
-    import keras
-
-    from keras_alexnet.data import open_source
-    from keras_alexnet.loading import load_keras_model
-    from keras_alexnet.model import build_alexnet
-    from keras_alexnet.retrieval import extract_features
-
     p = _protocol(tiny, budget_steps, precision)
     claim = get_claim("features")
-    pixels = open_source(data, image_size=32)  # raw pixels, at CIFAR-10's size
-
-    def arrays(source: Any, size: int, model: Any = None) -> tuple[np.ndarray, ...]:
-        bs = 64
-        q = _limited(source.eval_dataset(bs, size), p.query_images, bs)
-        d = _limited(source.train_dataset(bs, size, seed=0, augment=False,
-                                          drop_remainder=False), p.database_images, bs)
-        if model is None:
-            flat = [np.concatenate([x.numpy().reshape(len(x), -1) for x, _ in ds])
-                    for ds in (q, d)]
-            labels = [np.concatenate([y.numpy() for _, y in ds]) for ds in (q, d)]
-            return flat[0], labels[0], flat[1], labels[1]
-        fq, lq = extract_features(model, q, progress=False)
-        fd, ld = extract_features(model, d, progress=False)
-        return fq, lq, fd, ld
-
     runs, failures = [], {}
     num_classes = None if tiny else PRESETS[p.preset].model.num_classes
     for seed in seeds:
@@ -393,27 +371,11 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precisi
         if why:  # the claim is about a trained network's features
             failures[trained["name"]] = why
             continue
-
-        def measure(work_dir: Path, seed=seed) -> dict[str, Any]:
-            # Only now the model file is needed: a baseline read back from published
-            # records has none and trains again.
-            trained = train_variant(p, BASELINE, seed, data, out_dir, need_model=True)
-            config = _run_config(p, BASELINE, seed, data, work_dir)
-            source = open_source(data, image_size=config.data_image_size)
-            size = config.model.input_size
-            keras.utils.set_random_seed(seed)
-            untrained = build_alexnet(config.model)
-            out = {"seed": seed}
-            for key, model in (("trained", load_keras_model(trained["model_path"])),
-                               ("untrained", untrained)):
-                out[key] = knn_label_agreement(*arrays(source, size, model), p.neighbours)
-            out["raw_pixels"] = knn_label_agreement(*arrays(pixels, 32), p.neighbours)
-            return out
-
         knn_settings = {**run_settings(p, data), "query_images": p.query_images,
                         "database_images": p.database_images, "neighbours": p.neighbours}
         runs.append(cached_run(out_dir, claim.name, run_name("knn", seed, p.precision),
-                               measure, knn_settings))
+                               functools.partial(_measure_features, p, seed, data, out_dir),
+                               knn_settings))
     trained = [r["trained"] for r in runs]
     summary = {**stats.summarize(trained), "unit": "fraction of 5 nearest fc7 neighbours "
                "with the query's label (trained network)",
@@ -437,3 +399,48 @@ def run_features(seeds, data, out_dir, *, tiny=False, budget_steps=None, precisi
                                      "steps, the same network untrained, raw 32x32 pixels")
     plots.features(record, Path(out_dir) / f"{claim.name}.png")
     return record
+
+
+def _measure_features(p: FullProtocol, seed: int, data: str, out_dir: str | Path,
+                      work_dir: Path) -> dict[str, Any]:
+    """One seed's 5-NN label agreement: trained and untrained fc7, and raw 32x32 pixels."""
+    import keras
+
+    from keras_alexnet.data import open_source
+    from keras_alexnet.loading import load_keras_model
+    from keras_alexnet.model import build_alexnet
+
+    # Only now the model file is needed: a baseline read back from published records has
+    # none and trains again.
+    trained = train_variant(p, BASELINE, seed, data, out_dir, need_model=True)
+    config = _run_config(p, BASELINE, seed, data, work_dir)
+    source = open_source(data, image_size=config.data_image_size)
+    keras.utils.set_random_seed(seed)
+    untrained = build_alexnet(config.model)
+    out = {"seed": seed}
+    for key, model in (("trained", load_keras_model(trained["model_path"])),
+                       ("untrained", untrained)):
+        out[key] = knn_label_agreement(
+            *_knn_arrays(p, source, config.model.input_size, model), p.neighbours)
+    pixels = open_source(data, image_size=32)  # raw pixels, at CIFAR-10's size
+    out["raw_pixels"] = knn_label_agreement(*_knn_arrays(p, pixels, 32), p.neighbours)
+    return out
+
+
+def _knn_arrays(p: FullProtocol, source: Any, size: int,
+                model: Any = None) -> tuple[np.ndarray, ...]:
+    """(query vectors, their labels, database vectors, their labels): test images as queries,
+    training images as the database; fc7 features of `model`, or raw pixels without one."""
+    from keras_alexnet.retrieval import extract_features
+
+    bs = 64
+    q = _limited(source.eval_dataset(bs, size), p.query_images, bs)
+    d = _limited(source.train_dataset(bs, size, seed=0, augment=False, drop_remainder=False),
+                 p.database_images, bs)
+    if model is None:
+        flat = [np.concatenate([x.numpy().reshape(len(x), -1) for x, _ in ds]) for ds in (q, d)]
+        labels = [np.concatenate([y.numpy() for _, y in ds]) for ds in (q, d)]
+        return flat[0], labels[0], flat[1], labels[1]
+    fq, lq = extract_features(model, q, progress=False)
+    fd, ld = extract_features(model, d, progress=False)
+    return fq, lq, fd, ld

@@ -96,12 +96,28 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
     """Runs (or reads back) figure1's runs; returns the claim's record (see records)."""
     p = TINY_FIGURE1 if tiny else Figure1Protocol()
     claim = get_claim("figure1")
-    source = _source(data)
-    log_dir = Path(out_dir) / claim.name
-    write_hparams_config(log_dir, {"activation": ["relu", "tanh"],
-                                   "learning_rate": list(p.learning_rates),
-                                   "seed": None},
+    write_hparams_config(Path(out_dir) / claim.name,
+                         {"activation": ["relu", "tanh"], "learning_rate": list(p.learning_rates),
+                          "seed": None},
                          {"train/top1_error": "training error"})
+    runs, chosen = _figure1_runs(p, seeds, data, out_dir)
+    per_seed, failures = _figure1_per_seed(p, runs, chosen, seeds)
+    summary, note = _figure1_summary(p, per_seed, failures, len(seeds))
+    settings = {"data": data, "network": "4-layer CNN (3 conv + 1 fc, cuda-convnet's "
+                "CIFAR-10 layout), LRN on, no dropout, no weight decay, no augmentation",
+                "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p),
+                "chosen_learning_rates": chosen, "seeds": list(seeds), "per_seed": per_seed}
+    record = _claim_record(claim, settings, runs, summary, note, tiny, seeds, data,
+                           differences=_figure1_differences(p))
+    plots.figure1(record, Path(out_dir) / f"{claim.name}.png")
+    return record
+
+
+def _figure1_runs(p: Figure1Protocol, seeds: Sequence[int], data: str, out_dir: str | Path
+                  ) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Each network's learning-rate grid on the first seed, then the chosen rate on the others;
+    returns the runs' records and {activation: chosen rate}."""
+    source = _source(data)
     lowest = min(p.thresholds)
 
     def stop(hits: list[int]) -> bool:
@@ -118,32 +134,41 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
 
         def measure(work_dir: Path) -> dict[str, Any]:
             r = train_small(run, source, work_dir, data=data, stop=stop, hparams=hparams)
-            budget = p.max_epochs * r["steps_per_epoch"]
-            return {**hparams, "steps_per_epoch": r["steps_per_epoch"], "budget_steps": budget,
-                    "steps_done": len(r["step_hits"]), "diverged": bool(r.get("diverged")),
-                    "block_errors": [round(float(e), 5) for e in
-                                     block_errors(r["step_hits"], p.batch_size, p.window)],
-                    "steps_to": {f"{t:g}": steps_to_threshold(r["step_hits"], p.batch_size,
-                                                              p.window, t)
-                                 for t in p.thresholds}}
+            return {**hparams, **_figure1_measures(p, r)}
 
-        return cached_run(out_dir, claim.name, f"{activation}_lr{lr:g}_seed{seed}", measure,
+        return cached_run(out_dir, "figure1", f"{activation}_lr{lr:g}_seed{seed}", measure,
                           _run_settings(p, data))
 
-    def key(r: dict[str, Any]) -> float:
+    def key(r: dict[str, Any]) -> tuple[float, float]:
+        # Fewest steps to the threshold; if none reached it, the lowest last block error.
         steps = r["steps_to"][f"{p.threshold:g}"]
-        return math.inf if steps is None or r["diverged"] else steps
+        return (math.inf if steps is None or r["diverged"] else steps,
+                (r["block_errors"] or [1.0])[-1])
 
     runs, chosen = [], {}
     for activation in ("relu", "tanh"):
         grid = [one(activation, lr, seeds[0]) for lr in p.learning_rates]
         runs += grid
-        # Fewest steps to the threshold; if none reached it, the lowest last block error.
-        best = min(grid, key=lambda r: (key(r), (r["block_errors"] or [1.0])[-1]))
-        chosen[activation] = best["learning_rate"]
+        chosen[activation] = min(grid, key=key)["learning_rate"]
     for seed in seeds[1:]:
         runs += [one(a, chosen[a], seed) for a in ("relu", "tanh")]
+    return runs, chosen
 
+
+def _figure1_measures(p: Figure1Protocol, r: dict[str, Any]) -> dict[str, Any]:
+    """What a figure1 run's record keeps of its per-step training record."""
+    return {"steps_per_epoch": r["steps_per_epoch"],
+            "budget_steps": p.max_epochs * r["steps_per_epoch"],
+            "steps_done": len(r["step_hits"]), "diverged": bool(r.get("diverged")),
+            "block_errors": [round(float(e), 5) for e in
+                             block_errors(r["step_hits"], p.batch_size, p.window)],
+            "steps_to": {f"{t:g}": steps_to_threshold(r["step_hits"], p.batch_size, p.window, t)
+                         for t in p.thresholds}}
+
+
+def _figure1_per_seed(p: Figure1Protocol, runs: list[dict[str, Any]], chosen: dict[str, float],
+                      seeds: Sequence[int]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Each seed's speed-up ratios by threshold (at the chosen rates), and the failed runs."""
     per_seed, failures = [], {}
     for seed in seeds:
         relu, tanh = (next(r for r in runs if r["activation"] == a and r["seed"] == seed
@@ -160,7 +185,12 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
         per_seed.append({"seed": seed, "relu_steps": relu["steps_to"][f"{p.threshold:g}"],
                          "tanh_steps": tanh["steps_to"][f"{p.threshold:g}"],
                          "steps_per_epoch": relu["steps_per_epoch"], "ratios": ratios})
+    return per_seed, failures
 
+
+def _figure1_summary(p: Figure1Protocol, per_seed: list[dict[str, Any]],
+                     failures: dict[str, str], num_seeds: int) -> tuple[dict[str, Any], str]:
+    """The ratio over seeds (at the threshold and by threshold) and the claim's note."""
     def over_seeds(t: float) -> dict[str, Any]:
         got = [r for s in per_seed if (r := s["ratios"][f"{t:g}"])["ratio"] is not None]
         return {**stats.summarize([g["ratio"] for g in got]),
@@ -171,21 +201,19 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
                "did_not_train": failures}
     bound = ">= " if summary["lower_bound"] else ""
     ladder = ", ".join(f"{float(t):.0%}: {'>= ' if v['lower_bound'] else ''}{v['mean']:.2f}x"
-                       + (f" (n={v['n']})" if v["n"] < len(seeds) else "")
+                       + (f" (n={v['n']})" if v["n"] < num_seeds else "")
                        for t, v in summary["by_threshold"].items() if v["mean"] is not None)
     note = (f"ReLU faster by {bound}{summary['mean']:.2f}x at {p.threshold:.0%} training "
             f"error (mean ratio by threshold: {ladder}; a tanh run that never got there "
             "counts its whole budget, so the ratio is a lower bound); the paper's 6x was at 25% "
             "on CIFAR-10" if summary["mean"] is not None else "ReLU never reached the threshold")
     if failures:
-        note += ("; left out (a run of the seed diverged): "
-                 + stats.failures_text(failures))
-    settings = {"data": data, "network": "4-layer CNN (3 conv + 1 fc, cuda-convnet's "
-                "CIFAR-10 layout), LRN on, no dropout, no weight decay, no augmentation",
-                "image_size": SMALL_IMAGE_SIZE, **dataclasses.asdict(p),
-                "chosen_learning_rates": chosen, "seeds": list(seeds), "per_seed": per_seed}
-    record = _claim_record(claim, settings, runs, summary, note, tiny, seeds, data,
-                           differences=(
+        note += "; left out (a run of the seed diverged): " + stats.failures_text(failures)
+    return summary, note
+
+
+def _figure1_differences(p: Figure1Protocol) -> str:
+    return (
         f"Fashion-MNIST (gray, resized to 32x32), not CIFAR-10; threshold {p.threshold:.0%} "
         "instead of 25%, fixed before the runs: 25% on CIFAR-10 is ~90% of the way from chance "
         "(90%) to the ~18% test error of cuda-convnet's CIFAR-10 network; small CNNs reach "
@@ -195,9 +223,7 @@ def run_figure1(seeds: Sequence[int], data: str, out_dir: str | Path, *,
         f"the learning rate picked from {list(p.learning_rates)} on the first seed; training "
         f"error over {p.window}-step blocks instead of per epoch; runs capped at "
         f"{p.max_epochs} epochs (a tanh run that does not reach the threshold gives a lower "
-        "bound, marked >=)."))
-    plots.figure1(record, Path(out_dir) / f"{claim.name}.png")
-    return record
+        "bound, marked >=).")
 
 
 def lrn_summary(runs: Sequence[dict[str, Any]], seeds: Sequence[int],
