@@ -6,7 +6,6 @@ same data (tests/dist_worker.py): equal losses and weights within float toleranc
 
 import json
 import logging
-import os
 import re
 import socket
 import subprocess
@@ -18,15 +17,17 @@ import dist_worker
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import ROOT, SCRIPTS, python_env, run_python
 
 from keras_alexnet import distribute as kd
 from keras_alexnet.model import build_alexnet
 from keras_alexnet.optim import PaperSGD
+from keras_alexnet.overrides import apply_overrides
+from keras_alexnet.presets import preset
 from keras_alexnet.run_files import read_train_log
 from keras_alexnet.train import train
-from keras_alexnet.train_config import TrainConfig, apply_overrides, preset
+from keras_alexnet.train_config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 WORKER = str(Path(__file__).with_name("dist_worker.py"))
 TOWERS = ("/CPU:0", "/CPU:1")
 STEPS, BATCH = 4, 8
@@ -298,12 +299,9 @@ def test_split_cpu_keeps_a_matching_split_and_refuses_another():
 @pytest.mark.slow
 def test_train_script_runs_mirrored_on_logical_cpus(tmp_path):
     """--set logical_cpus=2 lets --mode=mirrored run on a CPU-only machine: two replicas."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [sys.executable, "scripts/train.py", "--preset=tiny", "--mode=mirrored",
-         "--set", "logical_cpus=2", "--set", "epochs=1", "--set", "steps_per_epoch=2",
-         f"--work_dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=300)
+    proc = run_python(
+        SCRIPTS / "train.py", "--preset=tiny", "--mode=mirrored", "--set", "logical_cpus=2",
+        "--set", "epochs=1", "--set", "steps_per_epoch=2", f"--work_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(r"one replica on each of \S*CPU:0, \S*CPU:1", proc.stderr), proc.stderr
     assert [e["step"] for e in read_train_log(tmp_path)] == [1, 2]
@@ -326,10 +324,9 @@ def test_lost_peer_message_names_the_peer_from_tensorflows_error():
 
 
 def start_worker(ports, index, tmp_path, *args, tag=""):
-    env = {**os.environ, "TF_CONFIG": tf_config(ports, index), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "CUDA_VISIBLE_DEVICES": "", "KERAS_BACKEND": "tensorflow",
-           # Non-chief workers' temporary folders land here, where the test can see them.
-           "TMPDIR": str(tmp_path / "tmp")}
+    env = python_env({"TF_CONFIG": tf_config(ports, index),
+                      # Non-chief workers' temporary folders land here, where the test sees them.
+                      "TMPDIR": str(tmp_path / "tmp")})
     log = open(tmp_path / f"worker{index}{tag}.log", "w")  # noqa: SIM115 - closed by caller
     proc = subprocess.Popen(
         [sys.executable, WORKER, f"--work_dir={tmp_path / 'work'}",

@@ -5,14 +5,17 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import TINY_MODEL
 
 from keras_alexnet.data import open_source
 from keras_alexnet.data.fashion_mnist import load_fashion_mnist
 from keras_alexnet.data.subset import open_subset, subset_source
 from keras_alexnet.fit import fit
 from keras_alexnet.model import build_alexnet
+from keras_alexnet.overrides import apply_overrides
+from keras_alexnet.presets import preset
 from keras_alexnet.train import train
-from keras_alexnet.train_config import TINY_MODEL, TrainConfig, apply_overrides, preset
+from keras_alexnet.train_config import TrainConfig
 
 NEW = (5, 6, 7, 8, 9)
 FROZEN = {"conv1_t0", "conv1_t1", "conv2_t0", "conv2_t1"}
@@ -148,8 +151,8 @@ def test_resume_continues_from_the_checkpoint_not_the_init(tmp_path, init_file, 
     class Crash(Exception):
         pass
 
-    def crash(step, loss):
-        if step == 6:
+    def crash(record):
+        if record["step"] == 6:
             raise Crash
 
     path = tmp_path / "init.keras"

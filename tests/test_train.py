@@ -12,19 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import ROOT, SCRIPTS, TINY_MODEL, python_env, run_python
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from keras_alexnet import analysis
 from keras_alexnet.data.pipeline import DatasetInfo, Source
 from keras_alexnet.evaluate import evaluate
 from keras_alexnet.loading import load_model
+from keras_alexnet.overrides import apply_overrides
+from keras_alexnet.presets import preset
 from keras_alexnet.run_files import read_train_log
 from keras_alexnet.train import NonFiniteLossError, TrainingInterrupted, train
-from keras_alexnet.train_config import TrainConfig, apply_overrides, preset
+from keras_alexnet.train_config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-       "KERAS_BACKEND": "tensorflow"}
+ENV = python_env()
 
 
 class StripesSource(Source):
@@ -76,6 +77,58 @@ def stripes():
 def stripes_run(stripes, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("stripes")
     return train(stripes_config(work_dir), source=stripes)
+
+
+def test_each_step_logs_its_top1_hits(stripes_run):
+    log = read_train_log(stripes_run.work_dir)
+    hits = np.array([e["top1_hits"] for e in log])
+    batch = 16  # the tiny preset's
+    assert len(hits) == 32 and ((hits >= 0) & (hits <= batch)).all()
+    # The epoch's training error in TensorBoard is the same steps' hits over its images.
+    events = EventAccumulator(str(stripes_run.log_dir / "train")).Reload()
+    epoch_errors = {e.step: float(tf.make_ndarray(e.tensor_proto))
+                    for e in events.Tensors("top1_error")}
+    for step in (16, 32):
+        assert epoch_errors[step] == pytest.approx(1 - hits[step - 16:step].sum() / (16 * batch))
+    assert hits[16:].sum() > hits[:16].sum()  # it learned the stripes
+
+
+@pytest.mark.slow  # trains 32 steps in process
+def test_a_step_callback_ends_the_run_saved_and_validated(stripes, tmp_path):
+    seen = []
+
+    def stop_at_3(record):
+        seen.append(record["step"])
+        return record["step"] == 3
+
+    r = train(stripes_config(tmp_path), source=stripes, on_step_end=stop_at_3)
+    assert (r.stop_reason, r.step, r.epoch, seen) == ("callback", 3, 0, [1, 2, 3])
+    assert [h["step"] for h in r.history] == [3]  # validated where it stopped
+    # Saved there: the same command resumes at step 4 and runs to the end.
+    again = train(stripes_config(tmp_path), source=stripes)
+    assert (again.stop_reason, again.step) == ("epochs", 32)
+    assert [e["step"] for e in read_train_log(tmp_path)] == list(range(1, 33))
+
+
+def test_another_network_trains_through_the_same_loop(tmp_path):
+    from keras_alexnet.claims.small_cnn import build_small_cnn
+
+    source = StripesSource(size=32)
+
+    def build(classifier_activation):
+        return build_small_cnn(4, 32, classifier_activation=classifier_activation)
+
+    config = stripes_config(tmp_path, network="small_cnn", epochs=1)
+    with pytest.raises(ValueError, match="network='small_cnn' is not built from config.model"):
+        train(config, source=source)
+    r = train(config, source=source, build_model=build)
+    assert r.model.name == "small_cnn_relu" and r.model.input_shape[1:] == (32, 32, 3)
+    # The saved model is the builder's softmax network with the trained weights.
+    probs = r.model.predict(source.data["eval"][0][:8].astype(np.float32), verbose=0)
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert load_model(r.model_path).count_params() == r.model.count_params()
+    assert json.loads((tmp_path / "config.json").read_text())["network"] == "small_cnn"
+    assert len(read_train_log(tmp_path)) == 16 and (tmp_path / "logs" / "train").is_dir()
 
 
 def numpy_eval_loss(model, source, input_size):
@@ -159,13 +212,15 @@ def test_time_budget_stops_after_a_step(stripes, tmp_path, capsys):
     assert (result.stop_reason, result.step, result.epoch) == ("time_budget", 1, 0)
     # The budget, not the 16-step epoch, ends this run: the bar says so and promises no ETA.
     out = capsys.readouterr().out
-    assert "Epoch 1/2: time budget" in out and "1/Unknown" in out and "/16" not in out
+    assert "Epoch 1/2: time budget" in out and "/16" not in out and "Unknown" not in out
+    assert re.search(r"^1 steps - \d+\.\d min left - loss: [\d.]+ - images/s: [\d.]+$", out,
+                     re.MULTILINE)
     # The checkpoint holds the mid-epoch position, so a rerun continues from step 1.
     # A line cut short by the kill is dropped on resume, not a crash.
     with (tmp_path / "train_log.jsonl").open("a") as log:
         log.write('{"step": 2, "epo')
 
-    def interrupt(step, loss):  # Ctrl-C during step 2: saved after it, then stopped
+    def interrupt(record):  # Ctrl-C during step 2: saved after it, then stopped
         os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(TrainingInterrupted, match=r"^SIGINT at step 2: saved .*ckpt-\d+\. Rerun"):
@@ -245,10 +300,11 @@ DRIVER = """
 import os, signal, sys
 from absl import logging
 from keras_alexnet.train import train
-from keras_alexnet.train_config import apply_overrides, preset
+from keras_alexnet.overrides import apply_overrides
+from keras_alexnet.presets import preset
 kill_at = int(sys.argv[1])
-def on_step_end(step, loss):
-    if step == kill_at:
+def on_step_end(record):
+    if record["step"] == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
 logging.set_verbosity(logging.INFO)
 train(apply_overrides(preset("tiny"), sys.argv[2:]), on_step_end=on_step_end)
@@ -350,14 +406,14 @@ def test_demo_script_end_to_end(tmp_path):
     # The README's demo with the tiny network and a budget of about one step: it trains,
     # evaluates all 10k test images (center) and some ten-crop, exports, prints where to look.
     # It validates on 500 held-out training images and still tests on the 10k test images.
-    tiny = ["model.input_size=67", "model.conv_filters=8,16,16,16,16", "model.fc_units=32,32",
-            "model.weight_init_std=0.1", "data_image_size=72", "batch_size=16",
-            "progress_bar=false", "validation_holdout=500"]
-    run = subprocess.run(
-        [sys.executable, "scripts/demo.py", f"--work_dir={tmp_path / 'run'}",
-         f"--export_root={tmp_path / 'savedmodels'}", "--train_minutes=0.001",
-         "--ten_crop_images=50", *[f"--set={s}" for s in tiny]],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    model = TINY_MODEL.to_dict()  # its shape and init over the demo's full-size network
+    tiny = [f"model.{k}={str(model[k]).strip('()[]').replace(' ', '')}"
+            for k in ("input_size", "conv_filters", "fc_units", "weight_init_std")]
+    tiny += ["data_image_size=72", "batch_size=16", "progress_bar=false",
+             "validation_holdout=500"]
+    run = run_python(SCRIPTS / "demo.py", f"--work_dir={tmp_path / 'run'}",
+                     f"--export_root={tmp_path / 'savedmodels'}", "--train_minutes=0.001",
+                     "--ten_crop_images=50", *[f"--set={s}" for s in tiny])
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Test accuracy, center crop:" in run.stdout and "(10000 test images)" in run.stdout
     assert "(50 test images)" in run.stdout
@@ -400,13 +456,11 @@ def test_bad_overrides_are_one_line_errors(override, message):
 
 @pytest.mark.slow
 def test_script_help_and_bad_override():
-    help_run = subprocess.run([sys.executable, "scripts/train.py", "--help"], cwd=ROOT, env=ENV,
-                              capture_output=True, text=True, timeout=120)
+    help_run = run_python(SCRIPTS / "train.py", "--help", timeout=120)
     assert "Traceback" not in help_run.stderr  # absl's --help exits with status 1
     for flag in ("--preset", "--set", "--work_dir", "--data", "paper_imagenet", "tiny"):
         assert flag in help_run.stdout
-    bad = subprocess.run([sys.executable, "scripts/train.py", "--set", "model.nope=1"],
-                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    bad = run_python(SCRIPTS / "train.py", "--set", "model.nope=1", timeout=120)
     assert bad.returncode != 0
     assert "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith(
