@@ -54,6 +54,7 @@ def prepared(build_once):
 
 
 @pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.slow
 def test_counts_labels_and_class_index(prepared, flat):
     root, expected, result = prepared[flat]
     out = root / "out"
@@ -73,6 +74,7 @@ def test_counts_labels_and_class_index(prepared, flat):
         assert r["wnid"] == WNIDS[i % 3]
 
 
+@pytest.mark.slow
 def test_broken_files_reported(prepared):
     root, expected, result = prepared[False]
     assert sorted(p for p, _ in result.broken) == expected["broken"]
@@ -88,6 +90,7 @@ def _blocks(image: np.ndarray) -> np.ndarray:
     return image.astype(float).reshape(16, 16, 16, 16, 3).mean(axis=(1, 3))
 
 
+@pytest.mark.slow
 def test_odd_files_converted(prepared):
     root, expected, _ = prepared[False]
     rows = {r["filename"]: r for r in _records(root / "out", "train")}
@@ -103,6 +106,7 @@ def test_odd_files_converted(prepared):
 
 
 @pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.slow
 def test_statistics_equal_numpy_over_the_stored_pixels(prepared, flat):
     root, _, _ = prepared[flat]
     out = root / "out"
@@ -118,6 +122,7 @@ def test_statistics_equal_numpy_over_the_stored_pixels(prepared, flat):
     np.testing.assert_allclose(vecs.T @ vecs, np.eye(3), atol=1e-12)
 
 
+@pytest.mark.slow
 def test_resume_rewrites_only_missing_shards(prepared, tmp_path):
     root, _, _ = prepared[False]
     out = tmp_path / "out"
@@ -145,6 +150,7 @@ def _no_output(fn, out: Path, match: str) -> None:
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_bad_invocations_write_nothing(prepared, tmp_path):
     root, _, _ = prepared[True]
     src = root / "in"
@@ -164,6 +170,7 @@ def test_bad_invocations_write_nothing(prepared, tmp_path):
                                         val_synsets=str(src / "synsets.txt")), out, "is empty")
 
 
+@pytest.mark.slow
 def test_output_holding_another_dataset_is_refused(prepared):
     (root_a, _, _), (root_b, _, _) = prepared[False], prepared[True]
     before = sorted(p.name for p in (root_a / "out").iterdir())

@@ -79,6 +79,7 @@ def stripes_run(stripes, tmp_path_factory):
     return train(stripes_config(work_dir), source=stripes)
 
 
+@pytest.mark.slow
 def test_each_step_logs_its_top1_hits(stripes_run):
     log = read_train_log(stripes_run.work_dir)
     hits = np.array([e["top1_hits"] for e in log])
@@ -140,6 +141,7 @@ def numpy_eval_loss(model, source, input_size):
     return float(np.mean(np.concatenate(losses)))
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(stripes_run, stripes):
     r = stripes_run
     assert r.stop_reason == "epochs" and r.step == 32 and r.epoch == 2
@@ -161,6 +163,7 @@ def test_training_lowers_the_loss(stripes_run, stripes):
     assert json.loads((r.work_dir / "config.json").read_text())["steps_per_epoch"] == 16
 
 
+@pytest.mark.slow
 def test_tensorboard_has_expected_tags(stripes_run):
     r = stripes_run
     train_events = EventAccumulator(str(r.log_dir / "train"), size_guidance={"tensors": 0})
