@@ -37,6 +37,10 @@ _SET = flags.DEFINE_multi_string("set", [], "TrainConfig overrides, as in keras-
 
 # In-loop validation uses part of the test set, to leave the demo's time to training.
 _IN_LOOP_EVAL_BATCHES = 16
+# Ten-crop images a batch: 100 views a forward pass, under the training batch's 128. Batches
+# of 50 images (500 views) took the demo's ten-crop pass to 5.2 GB peak resident memory, 2.6 GB
+# with these (docs/PERFORMANCE.md, experiment `demo-memory-ten-crop`).
+_TEN_CROP_BATCH = 10
 
 
 def main(argv: list[str]) -> None:
@@ -97,7 +101,7 @@ def _evaluate_on_test(model, test, config):
     center = evaluate(model, test.eval_dataset(config.batch_size, size),
                       ten_crop=False, progress=True,
                       num_batches=math.ceil(num_eval / config.batch_size))
-    batch = 50
+    batch = _TEN_CROP_BATCH
     ten_ds = test.eval_dataset(batch, size, ten_crop=True)
     ten_images = min(_TEN_CROP_IMAGES.value or num_eval, num_eval)
     if _TEN_CROP_IMAGES.value:
