@@ -77,8 +77,8 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
     Claim("lrn_small", "LRN helps a small CNN", "3.3", "text (footnote 3)",
           "a 4-layer CNN: 13% test error without normalisation, 11% with (CIFAR-10)", 2.0,
           SMALL, f"{_SMALL}:run_lrn_small", "cuda-convnet's conv-local pair, 2 runs of 10 "
-          "epochs; ~4 min an epoch measured on a 2-core AVX2 AMD EPYC beside other jobs",
-          minutes_per_seed=80.0, paper_error=PAPER_CIFAR_ERROR),
+          "epochs; ~5 min an epoch (0.6 s a step) on a 2-core AVX2 AMD EPYC, measured",
+          minutes_per_seed=100.0, paper_error=PAPER_CIFAR_ERROR),
     Claim("no_lrn", "LRN lowers the error", "3.3", "text",
           "response normalisation lowers top-1 error by 1.4 points (ILSVRC-2010)", 1.4, FULL,
           f"{_FULL}:run_no_lrn", "one variant run", full_runs=1, paper_error=PAPER_TOP1_ERROR),
