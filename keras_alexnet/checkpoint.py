@@ -119,6 +119,15 @@ class RunCheckpoints:
         logging.info("Resumed from %s: step %d, %s.", latest, int(s.step), where)
         return latest
 
+    def check_finite(self) -> None:
+        """Raises NonFiniteLossError if the weights hold NaN or inf (a step can produce a finite
+        loss but non-finite weights): such weights are neither saved nor validated."""
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v)))
+                   for v in self.state.model.trainable_variables):
+            raise NonFiniteLossError(
+                f"Weights became NaN/inf at step {int(self.state.step)}; not saving them. The "
+                f"last good checkpoint is {self.latest}.")
+
     def save(self) -> str:
         """Saves the state; returns the checkpoint's path.
 
@@ -126,11 +135,7 @@ class RunCheckpoints:
           NonFiniteLossError: the weights hold NaN or inf (a step can produce a finite loss
             but non-finite weights); they are not saved.
         """
-        if not all(bool(tf.reduce_all(tf.math.is_finite(v)))
-                   for v in self.state.model.trainable_variables):
-            raise NonFiniteLossError(
-                f"Weights became NaN/inf at step {int(self.state.step)}; not saving them. The "
-                f"last good checkpoint is {self.latest}.")
+        self.check_finite()
         # Numbered by save count, not step: the epoch-end save can share a step with a
         # mid-epoch one, and a checkpoint is never overwritten in place.
         path = self._manager.save()

@@ -352,7 +352,7 @@ class _Loop:
         if reason == SIGNAL:
             self._interrupted(self.checkpoints.save())
         state = self.state
-        self.checkpoints.save()
+        self.checkpoints.save()  # raises on non-finite weights, before they are validated
         self._validate(int(state.epoch), int(state.step))
         # The epoch-end summaries too: such a run may never reach an epoch's end.
         self.writers.epoch_images(int(state.step), state.model)
@@ -479,6 +479,7 @@ class _Loop:
     def _end_epoch(self) -> str:
         """Validation, the schedule's decision, a checkpoint and the epoch's images."""
         state = self.state
+        self.checkpoints.check_finite()  # before validating weights that may have blown up
         e = int(state.epoch)
         state.epoch.assign_add(1)
         state.batches_done.assign(0)
@@ -510,6 +511,10 @@ class _Loop:
             self._predict = Predictor(self.state.model, ten_crop=c.ten_crop_eval,
                                       from_logits=True)
         for probs, labels in self._predict(ds):
+            if not np.isfinite(probs).all():  # finite weights can still overflow activations
+                raise NonFiniteLossError(
+                    f"The network's outputs are NaN/inf at step {s} (validation); stopping. The "
+                    f"last good checkpoint is {self.checkpoints.latest}. Lower learning_rate.")
             picked = probs[np.arange(len(labels)), labels]
             loss += float(-np.log(np.maximum(picked, np.finfo(np.float32).tiny)).sum())
             hits1 += int(topk_correct(probs, labels, 1).sum())

@@ -381,6 +381,20 @@ def test_small_cnn_resumes_an_interrupted_run(tmp_path):
     assert len(second["test_error"]) == 2
 
 
+@pytest.mark.slow
+def test_small_cnn_records_a_diverged_run_instead_of_raising(tmp_path):
+    from keras_alexnet.claims.small_cnn import SmallRun, train_small
+    from keras_alexnet.data import open_source
+
+    source = open_source("fashion_mnist", image_size=32)
+    # A rate that overflows the network within its first epoch (its outputs at validation).
+    run = SmallRun(batch_size=8, steps_per_epoch=3, eval_batches=1, epochs=1,
+                   learning_rate=1e8)
+    r = train_small(run, source, tmp_path)
+    assert r["diverged"] is True and r["test_error"] == [] and not r["stopped_early"]
+    assert len(r["step_hits"]) == 3  # the steps before it are kept
+
+
 # Two seeds where the statistics are checked (the small claim; the first full-network claim,
 # whose two baseline runs the later ones reuse): the spread, the paired differences and the
 # verdict need two. One seed elsewhere: each full-network run costs seconds even at the tiny

@@ -142,7 +142,10 @@ def train_small(run: SmallRun, source: Any, work_dir: str | Path, *, data: str |
     if hparams:
         _write_hparams(Path(work_dir) / "logs", hparams)
     log = read_train_log(work_dir)
-    validation = read_scalars(Path(work_dir) / "logs").get("validation/top1_error")
+    try:
+        validation = read_scalars(Path(work_dir) / "logs").get("validation/top1_error")
+    except ValueError:  # a run that diverged before it wrote any scalar
+        validation = None
     test_error = [] if run.eval_batches == 0 or validation is None else [
         float(e) for e in validation[1]]
     return {"step_hits": [r["top1_hits"] for r in log], "step_loss": [r["loss"] for r in log],
